@@ -1,0 +1,117 @@
+#!/bin/bash
+# QEMU tests covering the series, run on the patched tree's build.
+# Usage: qemu-tests.sh BUILD_DIR
+#
+# 1. smoke: the binaries run and the disk devices the series extends exist;
+# 2. qos-test: every virtio-blk and SCSI test of QEMU's own qtest suite
+#    (virtio-blk, virtio-scsi, megasas, ...), which includes the series'
+#    retry-* tests once they exist in the tree;
+# 3. QEMU's standalone SCSI qtests that the build has.
+# Prints each test with its result and the counts; exits non-zero on any
+# failure.
+set -uo pipefail
+build=${1:?usage: qemu-tests.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+export PATH=/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C.UTF-8
+[ -x "$build/qemu-system-x86_64" ] || { echo "no QEMU build in $build" >&2; exit 1; }
+
+fail=0
+pass_n=0 fail_n=0 skip_n=0
+failed=()
+
+# --- 1. smoke -------------------------------------------------------------
+for b in qemu-system-x86_64 qemu-img qemu-io qemu-pr-helper; do
+    if ! "$build/$b" --version > /dev/null; then
+        echo "qemu: $b does not run"; fail=1
+    fi
+done
+# The disk devices the series extends must still be usable.
+for d in virtio-blk-pci scsi-hd scsi-cd scsi-block; do
+    if ! "$build/qemu-system-x86_64" -nodefaults -machine none \
+            -device "$d,help" > /dev/null; then
+        echo "qemu: -device $d,help failed"; fail=1
+    fi
+done
+[ $fail = 0 ] && echo "qemu: binaries and disk device types OK"
+
+# --- 2./3. qtests ---------------------------------------------------------
+standalone=(am53c974-test fuzz-lsi53c895a-test fuzz-megasas-test
+            fuzz-scsi-disk-test fuzz-virtio-scsi-test)
+targets=(tests/qtest/qos-test)
+for t in "${standalone[@]}"; do
+    if ninja -C "$build" -t query "tests/qtest/$t" > /dev/null 2>&1; then
+        targets+=("tests/qtest/$t")
+    fi
+done
+if ! ninja -C "$build" "${targets[@]}" > "$build/qemu-tests-build.log" 2>&1; then
+    grep -E 'error|FAILED' "$build/qemu-tests-build.log" | head -20
+    echo "qemu: building the qtests failed (log: $build/qemu-tests-build.log)"
+    exit 1
+fi
+
+# The build has no firmware (--disable-install-blobs): tools/pq links
+# Debian's SeaBIOS and ROMs into its qemu-bundle.
+datadir=$(sed -n 's/^#define CONFIG_QEMU_DATADIR "\(.*\)"$/\1/p' \
+              "$build/config-host.h")
+if [ ! -e "$build/qemu-bundle$datadir/bios-256k.bin" ]; then
+    echo "qemu: no firmware in $build/qemu-bundle$datadir (build with tools/pq build qemu)"
+    exit 1
+fi
+
+export QTEST_QEMU_BINARY="$build/qemu-system-x86_64"
+export QTEST_QEMU_IMG="$build/qemu-img"
+export QTEST_QEMU_STORAGE_DAEMON_BINARY="$build/storage-daemon/qemu-storage-daemon"
+export G_TEST_DBUS_DAEMON=/bin/true
+export MALLOC_PERTURB_=$((RANDOM % 255 + 1))
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/qemu-tests.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+
+# run_gtest NAME BINARY [ARGS...]: run a GTest binary in TAP mode, count.
+run_gtest() {
+    local name=$1 bin=$2 rc line; shift 2
+    echo "== $name"
+    timeout 900 "$bin" --tap -k "$@" > "$logdir/$name.log" 2>&1
+    rc=$?
+    while IFS= read -r line; do
+        case $line in
+        "ok "*"# SKIP"*) skip_n=$((skip_n + 1)); echo "  SKIP ${line#ok }";;
+        "ok "*) pass_n=$((pass_n + 1)); echo "  PASS ${line#ok }";;
+        "not ok "*) fail_n=$((fail_n + 1)); failed+=("$name: ${line#not ok }")
+                    echo "  FAIL ${line#not ok }";;
+        esac
+    done < "$logdir/$name.log"
+    if [ $rc != 0 ]; then
+        echo "  $name exited with status $rc; last lines of its output:"
+        tail -20 "$logdir/$name.log" | sed 's/^/    /'
+        fail=1
+    fi
+}
+
+qos="$build/tests/qtest/qos-test"
+mapfile -t paths < <("$qos" -l 2>/dev/null |
+                     grep -E '^/x86_64/.*(virtio-blk|scsi|megasas)' |
+                     grep -vE 'vhost-user|vhost-scsi')
+if [ ${#paths[@]} = 0 ]; then
+    echo "qemu: qos-test lists no virtio-blk or SCSI test"; fail=1
+else
+    args=()
+    for p in "${paths[@]}"; do args+=(-p "$p"); done
+    run_gtest qos-test "$qos" "${args[@]}"
+fi
+for t in "${targets[@]:1}"; do
+    run_gtest "${t##*/}" "$build/$t"
+done
+
+# The series' own tests must have run when they are in the tree.
+src=$(sed -n "s/^SRC_PATH=//p" "$build/config-host.mak" 2>/dev/null)
+if [ -n "$src" ] && grep -q retry_transient "$src/tests/qtest/virtio-blk-test.c"; then
+    n=$(printf '%s\n' "${paths[@]}" | grep -c '/retry-')
+    echo "qemu: $n retry tests listed by qos-test"
+    [ "$n" -ge 7 ] || { echo "qemu: expected at least 7 retry tests"; fail=1; }
+fi
+
+echo "qemu qtests: $pass_n passed, $fail_n failed, $skip_n skipped"
+for f in "${failed[@]}"; do echo "  failed: $f"; done
+[ $fail_n = 0 ] || fail=1
+exit $fail

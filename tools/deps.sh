@@ -1,0 +1,84 @@
+#!/bin/bash
+# Install everything the builds and tests need on a Debian 12 machine.
+# Idempotent: a second run with nothing missing installs nothing.
+# The only apt source added to the system is bookworm-backports (for meson
+# >= 1.5); source packages are fetched through a private apt configuration
+# by tools/sources.sh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+[ "$(id -u)" = 0 ] || die "tools/deps.sh must run as root (it installs Debian packages)"
+
+# Build dependencies of libvirt 11.3 (qemu driver, remote driver, daemons,
+# tests, docs checks).
+libvirt_pkgs="gcc make pkgconf ninja-build xsltproc libxml2-utils
+ python3-docutils libxml2-dev libglib2.0-dev libgnutls28-dev libtirpc-dev
+ libjson-c-dev libnl-3-dev libnl-route-3-dev libdevmapper-dev libudev-dev
+ libpciaccess-dev libselinux1-dev libcap-ng-dev libacl1-dev libattr1-dev
+ libreadline-dev libsasl2-dev libnuma-dev libparted-dev libyajl-dev
+ libblkid-dev libssh2-1-dev libcurl4-gnutls-dev augeas-tools dnsmasq-base
+ iproute2 perl python3-pytest bash-completion gettext"
+# Build dependencies of QEMU 10.2 (x86_64-softmmu, tools, qemu-pr-helper).
+qemu_pkgs="python3-venv python3-setuptools python3-wheel libpixman-1-dev
+ zlib1g-dev libaio-dev liburing-dev libfdt-dev libcap-ng-dev libseccomp-dev
+ libsystemd-dev libzstd-dev flex bison bzip2 sed"
+# Workflow and end-to-end tests.
+tool_pkgs="git ccache xz-utils dpkg-dev ca-certificates curl nbdkit cpio
+ seabios qemu-system-data gnutls-bin util-linux procps psmisc file kmod
+ qemu-system-x86 ipxe-qemu"
+
+want="$libvirt_pkgs $qemu_pkgs $tool_pkgs"
+
+bpo=/etc/apt/sources.list.d/bookworm-backports.sources
+if [ ! -e "$bpo" ]; then
+    log "adding bookworm-backports (meson >= 1.5)"
+    cat > "$bpo" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    rm -f /var/lib/apt/lists/*_InRelease.stamp-dih
+fi
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+        missing="$missing $p"
+done
+meson_ok=0
+if [ -x /usr/bin/meson ]; then
+    ver=$(/usr/bin/meson --version)
+    dpkg --compare-versions "$ver" ge 1.5 && meson_ok=1
+fi
+
+# The QEMU user and group libvirt is built to default to on Debian: its QEMU
+# driver resolves them at start-up, before reading qemu.conf.
+if ! getent passwd libvirt-qemu >/dev/null; then
+    log "adding the system user libvirt-qemu"
+    getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+    useradd --system --gid libvirt-qemu --no-create-home \
+        --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
+fi
+
+if [ -z "$missing" ] && [ $meson_ok = 1 ]; then
+    log "dependencies: all installed"
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log "apt-get update"
+apt-get update -q >/dev/null || die "apt-get update failed"
+if [ -n "$missing" ]; then
+    log "installing:$missing"
+    apt-get install -y -q --no-install-recommends $missing ||
+        die "installing Debian packages failed:$missing"
+fi
+if [ $meson_ok = 0 ]; then
+    log "installing meson from bookworm-backports"
+    apt-get install -y -q --no-install-recommends -t bookworm-backports meson ||
+        die "meson >= 1.5 from bookworm-backports could not be installed"
+fi
+log "dependencies installed"
