@@ -42,7 +42,6 @@ SRC
 download() {
     local spec=$1; shift
     local all=1 f s
-    set -- "$@"
     local args=("$@")
     while [ $# -gt 0 ]; do
         sha_ok "$srcdir/$1" "$2" || all=0
