@@ -26,7 +26,7 @@ qemu_pkgs="python3-venv python3-setuptools python3-wheel libpixman-1-dev
 # Workflow and end-to-end tests.
 tool_pkgs="git ccache xz-utils dpkg-dev ca-certificates curl nbdkit cpio
  seabios qemu-system-data gnutls-bin util-linux procps psmisc file kmod
- qemu-system-x86 ipxe-qemu"
+ qemu-system-x86 ipxe-qemu python3-matplotlib"
 
 want="$libvirt_pkgs $qemu_pkgs $tool_pkgs"
 

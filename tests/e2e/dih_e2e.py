@@ -59,8 +59,11 @@ def libvirt_env():
 class Host:
     """One isolated virtqemud ('host')."""
 
-    def __init__(self, name, base=None):
+    def __init__(self, name, base=None, hostname=None):
         self.name = name
+        # The host name inside the daemon's UTS namespace (libvirt's
+        # migration cookie carries it); None keeps the machine's.
+        self.hostname = hostname
         self.dir = tempfile.mkdtemp(prefix="dih-%s-" % name, dir=base)
         self.etc = os.path.join(self.dir, "etc")
         self.var = os.path.join(self.dir, "var")
@@ -101,7 +104,9 @@ log_outputs = "1:file:%s/virtqemud.log"
 log_filters = "1:qemu 1:conf 3:util 3:rpc 3:event 3:object 3:json 3:file"
 """ % (self.sockdir, self.uuid, self.logdir))
         script = (
-            "set -e; mount --bind {etc} {pfx}/etc; mount --bind {var} {pfx}/var; "
+            "set -e; " +
+            ("hostname %s; " % self.hostname if self.hostname else "") +
+            "mount --bind {etc} {pfx}/etc; mount --bind {var} {pfx}/var; "
             "mount --bind {run} /run; "
             "mkdir -p {pfx}/var/run {pfx}/var/lib {pfx}/var/cache {pfx}/var/log; "
             "exec {daemon} -f {conf}"
