@@ -204,6 +204,26 @@ log_filters = "1:qemu 1:conf 3:util 3:rpc 3:event 3:object 3:json 3:file"
         return False
 
 
+def stop_process(proc, timeout=10):
+    """Terminate proc; kill it if it has not exited after timeout s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def check_verified(con, dev="vda"):
+    """The probe's summary for dev: no I/O error, no bad block, data
+    verified. Returns the summary."""
+    s = con.summary(dev)
+    check(s and s["errors"] == 0 and s["bad"] == 0 and s["verified"] > 0,
+          "no guest error, all data verified on %s: %s" % (dev, s))
+    return s
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -373,13 +393,8 @@ class NbdDisk:
         return time.monotonic()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
         if getattr(self, "log", None):
             self.log.close()
 

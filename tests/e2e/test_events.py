@@ -13,7 +13,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dih_e2e import (VIRSH, Console, Failure, Host, NbdDisk,  # noqa: E402
-                     check, guest_domain_xml, libvirt_env, run_tests)
+                     check, guest_domain_xml, libvirt_env, run_tests,
+                     stop_process)
 
 DOM = "dih-events"
 # virsh's line for an io-error event: source path (empty for a network
@@ -49,12 +50,7 @@ class EventWatch:
                       % (action, timeout, open(self.path).read()[-2000:]))
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.out.close()
 
 

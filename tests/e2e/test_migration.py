@@ -29,7 +29,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dih_e2e import (VIRSH, Console, Failure, Host, NbdDisk,  # noqa: E402
-                     check, guest_domain_xml, libvirt_env, run_tests)
+                     check, check_verified, guest_domain_xml, libvirt_env,
+                     run_tests, stop_process)
 
 DOM = "dih-mig"
 # Host name and loopback address of each host; WIRE_ADDR is the relay's.
@@ -309,22 +310,14 @@ def io_error_events(h, path):
     try:
         yield lines
     finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_process(p)
 
 
 def check_probe_clean(con):
     con.wait_for("DIH done", 240)
-    s = con.summary("vda")
     errs = [io for io in con.ios() if io["res"] != "ok"]
     check(not errs, "no guest I/O error: %s" % errs[:3])
-    check(s and s["errors"] == 0 and s["bad"] == 0 and s["verified"] > 0,
-          "no guest error, all data verified: %s" % s)
-    return s
+    return check_verified(con)
 
 
 def test_matching_config_migration():

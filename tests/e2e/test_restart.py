@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dih_e2e import (Console, Host, NbdDisk, check,  # noqa: E402
-                     guest_domain_xml, pid_alive, run_tests)
+                     check_verified, guest_domain_xml, pid_alive, run_tests)
 
 DOM = "dih-restart"
 RETRY_ATTRS = ("error_policy='retry' rerror_policy='retry' "
@@ -63,9 +63,7 @@ def test_daemon_restart_during_hang():
 
         disk.outage(False)
         con.wait_for("DIH done", 240)
-        s = con.summary("vda")
-        check(s and s["errors"] == 0 and s["bad"] == 0 and s["verified"] > 0,
-              "no guest error, all data verified: %s" % s)
+        check_verified(con)
         held = max(float(io["lat_ms"]) for io in con.ios())
         check(held >= 5000, "an I/O was held through the outage and the "
               "restart (max %.0f ms)" % held)
