@@ -328,7 +328,9 @@ class Console:
         if not os.path.exists(self.path):
             return []
         with open(self.path, errors="replace") as f:
-            return [l.strip() for l in f.read().splitlines()]
+            data = f.read()
+        # The guest may be in the middle of a line: only complete lines count.
+        return [l.strip() for l in data.split("\n")[:-1]]
 
     def wait_for(self, prefix, timeout):
         deadline = time.monotonic() + timeout

@@ -37,8 +37,9 @@ class EventWatch:
 
     def events(self):
         with open(self.path, errors="replace") as f:
-            return [m.groupdict() for m in map(EVENT.match, f.read().splitlines())
-                    if m]
+            # only complete lines: virsh may be in the middle of one
+            lines = f.read().split("\n")[:-1]
+        return [m.groupdict() for m in map(EVENT.match, lines) if m]
 
     def wait_for(self, action, since=0, timeout=60):
         deadline = time.monotonic() + timeout

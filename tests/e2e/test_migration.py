@@ -305,7 +305,8 @@ def io_error_events(h, path):
 
     def lines():
         with open(path) as f:
-            return [l for l in f.read().splitlines()
+            # only complete lines: virsh may be in the middle of one
+            return [l for l in f.read().split("\n")[:-1]
                     if l.startswith("event 'io-error' for domain '%s'" % DOM)]
     try:
         yield lines
