@@ -29,8 +29,8 @@ not() { ! "$@"; }
 
 # The first context line of the first patch's first hunk no longer matches
 # the base.
-first=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$tmp/copy/patches/libvirt/series" | head -1)
-total=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$tmp/copy/patches/libvirt/series" | wc -l)
+mapfile -t queue < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$top/patches/libvirt/series")
+first=${queue[0]} total=${#queue[@]}
 awk '!done && hunk && /^ / { print " DIH-MUTATION"; done = 1; next }
      /^@@ / { hunk = 1 } { print }' "$top/patches/libvirt/$first" \
     > "$tmp/copy/patches/libvirt/$first"
