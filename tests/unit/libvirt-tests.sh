@@ -1,8 +1,9 @@
 #!/bin/bash
 # libvirt's own test suite and its syntax-check suite, run on the patched
-# tree's build. Usage: libvirt-tests.sh BUILD_DIR [full|syntax-check|all]
+# tree's build, or some of its tests.
+# Usage: libvirt-tests.sh BUILD_DIR [full|syntax-check|all|selected TEST...]
 set -uo pipefail
-build=${1:?usage: libvirt-tests.sh BUILD_DIR [full|syntax-check|all]}
+build=${1:?usage: libvirt-tests.sh BUILD_DIR [full|syntax-check|all|selected TEST...]}
 what=${2:-all}
 export PATH=/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C.UTF-8
@@ -56,6 +57,7 @@ run() { # name meson-test-args...
 
 case $what in
 full|all) run "test suite" --no-suite syntax-check;;
+selected) shift 2; run "selected tests" "$@";;
 esac
 case $what in
 syntax-check|all) run syntax-check --suite syntax-check;;
