@@ -23,10 +23,12 @@ libvirt_pkgs="gcc make pkgconf ninja-build xsltproc libxml2-utils
 qemu_pkgs="python3-venv python3-setuptools python3-wheel libpixman-1-dev
  zlib1g-dev libaio-dev liburing-dev libfdt-dev libcap-ng-dev libseccomp-dev
  libsystemd-dev libzstd-dev flex bison bzip2 sed"
-# Workflow and end-to-end tests.
+# Workflow and end-to-end tests (python3-libvirt: the tests drive the
+# patched libvirt through its Python binding; xorriso: QEMU's cdrom-test,
+# which the regression net runs, registers no test without xorrisofs).
 tool_pkgs="git ccache xz-utils dpkg-dev ca-certificates curl nbdkit cpio
  seabios qemu-system-data gnutls-bin util-linux procps psmisc file kmod
- qemu-system-x86 ipxe-qemu python3-matplotlib"
+ qemu-system-x86 ipxe-qemu python3-matplotlib python3-libvirt xorriso"
 
 want="$libvirt_pkgs $qemu_pkgs $tool_pkgs"
 

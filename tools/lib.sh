@@ -41,3 +41,34 @@ die() { printf '[dih] error: %s\n' "$*" >&2; exit 1; }
 # tooling re-signs them with the submitter's own).
 DIH_NAME="Disk I/O Hang"
 DIH_EMAIL="disk-io-hang@example.org"
+
+# QEMU's configure options, one definition for the patched build and for
+# the unpatched base the regression net builds (tools/pq base-build qemu).
+# WORKDIR is the directory that holds the build: the install prefix lies
+# inside it (nothing is installed; QEMU runs from its build).
+qemu_configure_args() { # WORKDIR
+    # Only what the tests use; GnuTLS for migration over TLS.
+    echo --python=/usr/bin/python3 "--prefix=$1/install/qemu" \
+        --without-default-features --target-list=x86_64-softmmu \
+        --enable-tools --enable-linux-aio --enable-linux-io-uring \
+        --enable-cap-ng --enable-seccomp --enable-attr --enable-gnutls \
+        --disable-docs --disable-install-blobs --disable-werror \
+        --disable-download
+}
+
+# A QEMU built with --disable-install-blobs looks for firmware in its
+# build's qemu-bundle: give it Debian's SeaBIOS, option ROMs and iPXE ROMs.
+qemu_link_firmware() { # BUILD_DIR
+    local build=$1 datadir fw f
+    datadir=$(sed -n 's/^#define CONFIG_QEMU_DATADIR "\(.*\)"$/\1/p' \
+                  "$build/config-host.h")
+    [ -n "$datadir" ] || die "qemu: no CONFIG_QEMU_DATADIR in $build/config-host.h"
+    fw=$build/qemu-bundle$datadir
+    mkdir -p "$fw"
+    for f in /usr/share/seabios/* /usr/share/qemu/* /usr/lib/ipxe/qemu/*; do
+        [ -f "$f" ] || continue
+        [ -e "$fw/${f##*/}" ] || ln -s "$f" "$fw/${f##*/}"
+    done
+    [ -e "$fw/bios-256k.bin" ] ||
+        die "qemu: no bios-256k.bin for $fw (Debian's seabios package)"
+}
