@@ -1,38 +1,82 @@
 #!/bin/bash
-# Fetch the Debian cloud kernel package the test guests boot (downloaded
-# into the cache, never installed) and unpack its vmlinuz and modules.
-# Prints the unpacked directory.
+# Fetch the pinned Debian cloud kernel the test guests boot into the cache
+# (verified by sha256, never installed) and unpack its vmlinuz and
+# modules. Prints the unpacked directory.
+#
+# The package comes through a private apt configuration under
+# $CACHE/apt-kernel, as the sources do (tools/sources.sh): nothing of the
+# system's apt setup is used or touched.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
+# The kernel the tests were developed with. A newer security release
+# supersedes it in bookworm-security and the next point release moves it
+# to bookworm, so both are searched; once it is gone from the archive, a
+# copy of the .deb with this sha256 in $CACHE/kernel/ still does.
+KERNEL_PKG=linux-image-6.1.0-57-cloud-amd64
+KERNEL_VERSION=6.1.192-3
+KERNEL_DEB=${KERNEL_PKG}_${KERNEL_VERSION}_amd64.deb
+KERNEL_SHA256=4fdd0172a8c3f41a97e92465b2ac1867e1c10d82d7aeed3d26ee7a5d14df1754
+KERNEL_RELEASE=${KERNEL_PKG#linux-image-}
+
 kdir=$CACHE/kernel
+aptdir=$CACHE/apt-kernel
+out=$kdir/$KERNEL_RELEASE
+stamp=$out/.sha256
+
+sha_ok() { # file sha256
+    [ -f "$1" ] && [ "$(sha256sum < "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+# The pinned package into $kdir, through the private apt configuration.
+download() {
+    local opts tmp
+    mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" \
+             "$aptdir/parts"
+    cat > "$aptdir/sources.list" <<SRC
+deb http://deb.debian.org/debian-security bookworm-security main
+deb http://deb.debian.org/debian bookworm main
+SRC
+    opts=(-o "Dir::Etc::sourcelist=$aptdir/sources.list"
+          -o "Dir::Etc::sourceparts=$aptdir/parts"
+          -o "Dir::State::Lists=$aptdir/lists"
+          -o "Dir::Cache=$aptdir/cache"
+          -o "APT::Sandbox::User=root"
+          -o "Acquire::Languages=none")
+    log "updating the private index of the guest kernel (bookworm, bookworm-security)"
+    apt-get "${opts[@]}" update -q >/dev/null ||
+        die "apt-get update of the guest kernel's private index failed (is the Debian archive reachable?)"
+    tmp=$(mktemp -d "$kdir/dl.XXXXXX")
+    log "downloading $KERNEL_PKG=$KERNEL_VERSION (not installed)"
+    if ! (cd "$tmp" && apt-get "${opts[@]}" download -q \
+              "$KERNEL_PKG=$KERNEL_VERSION") > "$tmp/apt.log" 2>&1; then
+        sed 's/^/    /' "$tmp/apt.log" >&2
+        rm -rf "$tmp"
+        die "$KERNEL_DEB could not be downloaded. The pinned version may no longer be in the Debian archive: put a copy of $KERNEL_DEB with sha256 $KERNEL_SHA256 into $kdir/ and run again."
+    fi
+    if ! sha_ok "$tmp/$KERNEL_DEB" "$KERNEL_SHA256"; then
+        rm -rf "$tmp"
+        die "$KERNEL_DEB: sha256 mismatch (want $KERNEL_SHA256). Refusing to use it."
+    fi
+    mv "$tmp/$KERNEL_DEB" "$kdir/$KERNEL_DEB"
+    rm -rf "$tmp"
+}
+
 mkdir -p "$kdir"
-if [ -L "$kdir/current" ] && [ -f "$kdir/current/vmlinuz" ]; then
-    readlink -f "$kdir/current"
+if [ "$(cat "$stamp" 2>/dev/null)" = "$KERNEL_SHA256" ] &&
+   [ -f "$out/vmlinuz" ] && [ -d "$out/modules" ]; then
+    echo "$out"
     exit 0
 fi
-pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-      sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -1)
-if [ -z "$pkg" ]; then
-    apt-get update -q >/dev/null || true
-    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-          sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -1)
-fi
-[ -n "$pkg" ] || die "no Debian cloud kernel package (linux-image-cloud-amd64) is known to apt"
-log "downloading $pkg (not installed)"
-tmp=$(mktemp -d "$kdir/dl.XXXXXX")
-(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) ||
-    { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
-deb=$(ls "$tmp"/*.deb)
-dpkg-deb -x "$deb" "$tmp/root"
-ver=${pkg#linux-image-}
-out=$kdir/$ver
+sha_ok "$kdir/$KERNEL_DEB" "$KERNEL_SHA256" || download
+tmp=$(mktemp -d "$kdir/unpack.XXXXXX")
+dpkg-deb -x "$kdir/$KERNEL_DEB" "$tmp"
 rm -rf "$out"
 mkdir -p "$out"
-cp "$tmp/root/boot/vmlinuz-$ver" "$out/vmlinuz"
-mv "$tmp/root/lib/modules/$ver" "$out/modules"
+cp "$tmp/boot/vmlinuz-$KERNEL_RELEASE" "$out/vmlinuz"
+mv "$tmp/lib/modules/$KERNEL_RELEASE" "$out/modules"
 rm -rf "$tmp"
-ln -sfn "$ver" "$kdir/current"
-log "guest kernel $ver in $out"
+echo "$KERNEL_SHA256" > "$stamp"
+log "guest kernel $KERNEL_PKG $KERNEL_VERSION (sha256 verified) in $out"
 echo "$out"

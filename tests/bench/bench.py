@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Benchmarks of the retry policy on real processes (the e2e harness: an
-isolated patched virtqemud, the patched QEMU under TCG, nbdkit's error
-filter as the network disk, the probe as the guest's /init).
+"""Benchmarks of the retry policy on real processes (the test library
+tests/dih: an isolated patched virtqemud, the patched QEMU under TCG,
+nbdkit's error filter as the network disk, the probe as the guest's
+/init).
 
 They print figures and never fail on a figure: a run fails only when a
 measurement could not be made. Output: a table on stdout and in
@@ -33,155 +34,88 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-from dih_e2e import (TOP, Console, Failure, Host, NbdDisk,  # noqa: E402
-                     check, guest_domain_xml)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-OUT = os.environ.get("DIH_BENCH_DIR", os.path.join(TOP, "build", "bench"))
+from dih import environment, policies, probe  # noqa: E402
+from dih.guest import ProbeGuest  # noqa: E402
+from dih.host import Host  # noqa: E402
+from dih.storage import NbdDisk  # noqa: E402
+from dih.wait import wait_until  # noqa: E402
+
+OUT = os.environ.get("DIH_BENCH_DIR",
+                     os.path.join(environment.TOP, "build", "bench"))
 INTERVALS = (100, 500, 1000)
 SAMPLES = 6
 ROUNDS = 4  # of the fast path's vda,vdb,vdb,vda
+# How often the resume latency's console reader reads the console file.
+POLL = 0.0005
 
 
-class TimedConsole:
-    """The guest's serial console file, each line stamped with the host's
-    monotonic time at which it appeared."""
-
-    def __init__(self, path):
-        self.path = path
-        self.lines = []
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        f = None
-        buf = b""
-        while not self._stop:
-            if f is None:
-                try:
-                    f = open(self.path, "rb")
-                except FileNotFoundError:
-                    time.sleep(0.01)
-                    continue
-            data = f.read()
-            if not data:
-                time.sleep(0.0005)
-                continue
-            now = time.monotonic()
-            buf += data
-            *done, buf = buf.split(b"\n")
-            self.lines += [(now, l.decode(errors="replace").strip()) for l in done]
-        if f:
-            f.close()
-
-    def ios_since(self, t):
-        """(host time, probe I/O record) for each I/O line seen after t."""
-        return [(h, dict(kv.split("=", 1) for kv in l[7:].split()))
-                for h, l in list(self.lines) if h > t and l.startswith("DIH io ")]
-
-    def wait_for(self, prefix, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(l.startswith(prefix) for _, l in list(self.lines)):
-                return
-            time.sleep(0.05)
-        raise Failure("no %r on the guest console within %d s" % (prefix, timeout))
-
-    def stop(self):
-        self._stop = True
-        self._thread.join()
+def require(condition, what):
+    """A measurement could not be made unless condition holds."""
+    if not condition:
+        raise RuntimeError(f"measurement failed: {what}")
 
 
-def start_guest(h, d, name, disks_xml, params):
-    path = os.path.join(d, name + ".console")
-    # With ACPI the guest's clock is the HPET rather than 4 ms jiffies
-    # (TCG makes the TSC unstable), so its latencies are fine-grained.
-    xml = guest_domain_xml(name, disks_xml, path, params).replace(
-        "  <devices>", "  <features>\n    <acpi/>\n  </features>\n"
-        "  <devices>", 1)
-    h.virsh("create", "/dev/stdin", input=xml)
-    return path
-
-
-def resume_latency(h, d, disk, interval):
+def resume_latency(host, disk, interval):
     """Samples of outage end -> held I/O completed, in ms, and the
-    console's timed lines with the outages (for the picture)."""
-    name = "dih-resume-%d" % interval
-    path = start_guest(h, d, name, disk.disk_xml(driver_attrs=(
-        "error_policy='retry' rerror_policy='retry' retry_interval='%d' "
-        "retry_timeout='0'" % interval)),
-        {"disks": "vda", "blocks": 16, "seconds": 900, "pause_ms": 20,
-         "mode": "write"})
-    con = TimedConsole(path)
+    console's stamped lines with the outages (for the picture)."""
+    guest = ProbeGuest(host, f"dih-resume-{interval}", [disk.disk(
+        driver=policies.retry(interval, 0).driver)],
+        {"blocks": 16, "passes": 0, "pause_ms": 20, "mode": "write"}).start()
     samples, outages = [], []
     try:
-        con.wait_for("DIH disk dev=vda", 180)
-        time.sleep(1)
-        for i in range(SAMPLES):
-            time.sleep(0.5)
-            t_on = disk.outage(True)
-            time.sleep(1.2 + interval / 1000 * (i + 0.5) / SAMPLES)
-            t_off = disk.outage(False)
-            deadline = time.monotonic() + 60 + interval / 1000
-            while time.monotonic() < deadline and not con.ios_since(t_off):
-                time.sleep(0.01)
-            after = con.ios_since(t_off)
-            check(after, "the held I/O completed after the outage "
-                  "(interval %d ms)" % interval)
-            t_done, io = after[0]
-            check(float(io["lat_ms"]) >= 1000 and io["res"] == "ok",
-                  "the first I/O to complete after the outage is the held "
-                  "one, and succeeded: %s" % io)
-            samples.append((t_done - t_off) * 1000)
-            outages.append((t_on, t_off))
-        time.sleep(1)
-        return samples, list(con.lines), outages
+        with guest.console.follow(POLL):
+            guest.wait_disk()
+            guest.wait_pass()
+            for i in range(SAMPLES):
+                time.sleep(0.5)
+                t_on = disk.outage(True)
+                time.sleep(1.2 + interval / 1000 * (i + 0.5) / SAMPLES)
+                t_off = disk.outage(False)
+                line = wait_until(
+                    lambda: next((ln for ln in guest.console.stamped()
+                                  if ln.time > t_off and
+                                  isinstance(ln.record, probe.IO)), None),
+                    60 + interval / 1000, "the held I/O to complete")
+                require(line.record.ok and line.record.lat_ms >= 1000,
+                        "the first I/O to complete after the outage is the "
+                        f"held one, and succeeded: {line.text}")
+                samples.append((line.time - t_off) * 1000)
+                outages.append((t_on, t_off))
+            time.sleep(1)
+        return samples, guest.console.stamped(), outages
     finally:
-        con.stop()
-        h.virsh("destroy", name, check=False)
+        guest.dom.destroy()
 
 
-def fast_path(h, d, disk):
-    """IOPS on vda (retry) and vdb (report), the same export, one run."""
-    name = "dih-fastpath"
-    disks = (disk.disk_xml(target="vda", driver_attrs=(
-        "error_policy='retry' rerror_policy='retry' retry_interval='1000'"))
-        + "\n" + disk.disk_xml(target="vdb", driver_attrs=(
-            "error_policy='report' rerror_policy='report'")))
-    con = Console(start_guest(h, d, name, disks,
-                              {"disks": ",".join(["vda", "vdb", "vdb", "vda"] * ROUNDS),
-                               "blocks": 256, "passes": 1}))
-    con.wait_for("DIH done", 900)
-    # Per segment (one disk's pass): I/Os over the time from the start of
-    # its first I/O to the end of its last, on the guest's clock.
-    segs = []
-    seg = []
-    for io in con.ios() + [None]:
-        if seg and (io is None or io["dev"] != seg[0]["dev"] or
-                    (io["op"] == "write" and seg[-1]["op"] == "read")):
-            segs.append((seg[0]["dev"], len(seg),
-                         float(seg[-1]["t"]) + float(seg[-1]["lat_ms"]) / 1000
-                         - float(seg[0]["t"])))
-            seg = []
-        if io is not None:
-            check(io["res"] == "ok", "no I/O error on a healthy disk: %s" % io)
-            seg.append(io)
-    check(len(segs) == 4 * ROUNDS, "%d passes logged, got %d" % (
-        4 * ROUNDS, len(segs)))
-    for dev in ("vda", "vdb"):
-        s = con.summary(dev)
-        check(s and s["bad"] == 0 and s["errors"] == 0,
-              "%s verified: %s" % (dev, s))
+def fast_path(host, disk):
+    """IOPS on vda (retry) and vdb (report), the same export, one run:
+    (IOPS over all passes, [IOPS of each pass]) per disk."""
+    guest = ProbeGuest(host, "dih-fastpath", [
+        disk.disk("vda", driver=policies.retry(1000).driver),
+        disk.disk("vdb", driver=policies.REPORT.driver)],
+        {"disks": ",".join(["vda", "vdb", "vdb", "vda"] * ROUNDS),
+         "blocks": 256, "passes": 1}).start()
+    require(guest.wait_done(900) == 0, "the probe verified both disks")
+    # A pass over one disk: from the start of its first I/O to the end of
+    # its last, on the guest's clock; each begins with the disk's line.
+    passes = []
+    for line in guest.console.stamped():
+        if isinstance(line.record, probe.Disk):
+            passes.append((line.record.dev, []))
+        elif isinstance(line.record, probe.IO):
+            passes[-1][1].append(line.record)
+    require(len(passes) == 4 * ROUNDS,
+            f"{4 * ROUNDS} passes logged, got {len(passes)}")
     out = {}
     for dev in ("vda", "vdb"):
-        mine = [sg for sg in segs if sg[0] == dev]
-        out[dev] = (sum(sg[1] for sg in mine) / sum(sg[2] for sg in mine),
-                    [sg[1] / sg[2] for sg in mine])
+        mine = [(len(ios), ios[-1].t + ios[-1].lat_ms / 1000 - ios[0].t)
+                for d, ios in passes if d == dev]
+        out[dev] = (sum(n for n, _ in mine) / sum(s for _, s in mine),
+                    [n / s for n, s in mine])
     return out
 
 
@@ -210,37 +144,32 @@ def cpu_window(pid, seconds):
             {k: v for k, v in per.items() if v > 0})
 
 
-def wait_cost(h, d, disk):
+def wait_cost(host, disk):
     """QEMU CPU % of one core: the guest idle (no outage), then a request
     held for 10 s with retry_interval 1000 ms."""
-    name = "dih-waitcost"
-    con = Console(start_guest(h, d, name, disk.disk_xml(driver_attrs=(
-        "error_policy='retry' rerror_policy='retry' retry_interval='1000' "
-        "retry_timeout='0'")),
-        {"disks": "vda", "blocks": 3, "pause_ms": 14000, "mode": "write"}))
+    guest = ProbeGuest(host, "dih-waitcost", [disk.disk(
+        driver=policies.retry(1000, 0).driver)],
+        {"blocks": 3, "pause_ms": 14000, "mode": "write"}).start()
+    second = r"DIH io dev=vda op=write blk=1 "
     try:
-        con.wait_for("DIH io dev=vda op=write blk=0", 180)
-        pid = h.qemu_pids()[0]
+        guest.console.wait_for(r"DIH io dev=vda op=write blk=0 ", 180)
+        pid = host.qemu_pids()[0]
         # The probe sleeps 14 s after its first write: the guest is idle.
         time.sleep(1)
         idle = cpu_window(pid, 10)
-        check(not any(l.startswith("DIH io dev=vda op=write blk=1")
-                      for l in con.lines()), "the guest stayed idle")
+        require(not [ln for ln in guest.console.lines() if ln.startswith(second)],
+                "the guest stayed idle")
         disk.outage(True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not h.virsh(
-                "domblkerror", name).stdout.startswith("vda:"):
-            time.sleep(0.2)
-        check(h.virsh("domblkerror", name).stdout.startswith("vda:"),
-              "the guest's second write waits on vda")
+        wait_until(lambda: "vda" in guest.dom.diskErrors(), 30,
+                   "the guest's second write to wait on vda")
         held = cpu_window(pid, 10)
-        check(h.virsh("domblkerror", name).stdout.startswith("vda:"),
-              "the write was held through the window")
+        require("vda" in guest.dom.diskErrors(),
+                "the write was held through the window")
         disk.outage(False)
-        con.wait_for("DIH io dev=vda op=write blk=1", 60)
+        guest.console.wait_for(second, 60)
         return idle, held
     finally:
-        h.virsh("destroy", name, check=False)
+        guest.dom.destroy()
 
 
 def picture(lines, outage, interval, path):
@@ -249,11 +178,10 @@ def picture(lines, outage, interval, path):
     import matplotlib.pyplot as plt
     t_on, t_off = outage
     pts = []
-    for t_host, l in lines:
-        if l.startswith("DIH io "):
-            io = dict(kv.split("=", 1) for kv in l[7:].split())
-            lat = float(io["lat_ms"])
-            start = t_host - lat / 1000 - t_on
+    for line in lines:
+        if isinstance(line.record, probe.IO):
+            lat = line.record.lat_ms
+            start = line.time - lat / 1000 - t_on
             if -2 <= start <= t_off - t_on + 2:
                 pts.append((start, lat))
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -278,20 +206,21 @@ def picture(lines, outage, interval, path):
 
 
 def main():
+    environment.use_libvirt_build()
     os.makedirs(OUT, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
-            Host("bench") as h:
+            Host("bench") as host:
         resume = {}
         for interval in INTERVALS:
-            samples, lines, outages = resume_latency(h, d, disk, interval)
+            samples, lines, outages = resume_latency(host, disk, interval)
             resume[interval] = samples
             print("resume latency, retry_interval %d ms: %s ms" % (
                 interval, " ".join("%.1f" % s for s in samples)), flush=True)
             if interval == 500:
                 picture(lines, outages[-1], interval,
                         os.path.join(OUT, "latency.png"))
-        fast = fast_path(h, d, disk)
+        fast = fast_path(host, disk)
         for dev, what in (("vda", "retry"), ("vdb", "report")):
             print("fast path, %s: %.0f IOPS (passes: %s)" % (
                 what, fast[dev][0], " ".join("%.0f" % x for x in fast[dev][1])),
@@ -299,7 +228,7 @@ def main():
         # The median pass: a burst of load from elsewhere on the machine
         # slows single passes (seen: one pass at 70 % of the others).
         iops = {dev: statistics.median(fast[dev][1]) for dev in fast}
-        idle, held = wait_cost(h, d, disk)
+        idle, held = wait_cost(host, disk)
         for what, w in (("idle guest", idle), ("10 s outage", held)):
             print("QEMU CPU, %s: %.2f %% of one core, non-vCPU threads %.2f %%"
                   " (%s)" % (what, w[0], w[1], ", ".join(
@@ -329,11 +258,9 @@ def main():
                  "< 1 %"))
     table = ["| benchmark | measured | bound / goal |", "|---|---|---|"]
     table += ["| %s | %s | %s |" % r for r in rows]
-    text = ("# Benchmarks\n\nMachine: %s, %d cores, %s.\n\n%s\n\n"
+    text = ("# Benchmarks\n\nMachine: %s, %d cores, TCG guests.\n\n%s\n\n"
             "![guest I/O latency through an outage](latency.png)\n" % (
-                machine(), os.cpu_count(),
-                "KVM" if os.path.exists("/dev/kvm") else "no KVM (TCG guests)",
-                "\n".join(table)))
+                machine(), os.cpu_count(), "\n".join(table)))
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(text)
     print()

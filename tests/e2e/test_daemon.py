@@ -1,106 +1,84 @@
-#!/usr/bin/python3
 """The isolated daemon harness on the patched builds: a private virtqemud
-defines, converts, starts and destroys a domain; nothing is left behind."""
+that does not see /dev/kvm defines, converts, starts and destroys a
+domain, writes only to its own directories, and leaves nothing behind."""
 
 import os
-import re
-import sys
-import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dih_e2e import (Console, Host, QEMU, check, device_json,  # noqa: E402
-                     domain_xml, guest_domain_xml, pid_alive, run_tests)
+import libvirt
 
-DISK = """    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw' cache='none' error_policy='stop' rerror_policy='report'/>
-      <source file='{img}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>"""
+from dih import domxml, environment, policies
+from dih.guest import ProbeGuest
+from dih.process import pid_alive
+from dih.storage import FileImage
 
 
-def make_image(d):
-    img = os.path.join(d, "disk.img")
-    with open(img, "wb") as f:
-        f.truncate(16 << 20)
-    return img
+def file_domain(name, image, policy=policies.STOP_WRITES):
+    dom = domxml.domain(name)
+    return domxml.add_devices(dom, image.disk(driver=policy.driver))
 
 
-def test_daemon_is_isolated():
-    with Host("iso") as h:
-        caps = h.virsh("capabilities").stdout
-        m = re.search(r"<uuid>([0-9a-f-]+)</uuid>", caps)
-        check(m and m.group(1) == h.uuid,
-              "host UUID %s from the private config, got %s" % (
-                  h.uuid, m.group(1) if m else None))
-        h.virsh("define", "/dev/stdin",
-                input=domain_xml("dih-iso", DISK.format(img="/dev/null")))
-        check(os.path.exists(os.path.join(h.etc, "libvirt/qemu/dih-iso.xml")),
-              "the definition lands in the host's private config directory")
-        check(not os.path.exists("/etc/libvirt/qemu/dih-iso.xml"),
-              "nothing is written to the machine's /etc/libvirt")
+def test_daemon_is_isolated(host, scratch):
+    """Its host UUID is the one of its private configuration, a
+    definition lands in its own directory and not in the build's
+    compiled-in configuration directory, and it has no /dev/kvm."""
+    caps = domxml.parse(host.conn.getCapabilities())
+    assert caps.findtext("host/uuid") == host.uuid
+    host.conn.defineXML(domxml.to_string(
+        file_domain("dih-iso", FileImage(scratch))))
+    assert os.path.exists(os.path.join(host.etc, "libvirt/qemu/dih-iso.xml"))
+    sysconfdir = environment.libvirt_dirs()[0]
+    assert not os.path.exists(os.path.join(sysconfdir, "libvirt/qemu/dih-iso.xml")), \
+        f"the definition went to the build's own {sysconfdir}"
+    daemon_root = f"/proc/{host.daemon_pid}/root"
+    assert os.path.exists(daemon_root + "/dev/null")
+    assert not os.path.exists(daemon_root + "/dev/kvm"), \
+        "the daemon sees /dev/kvm"
+    kvm = caps.findall("guest/arch/domain[@type='kvm']")
+    assert not kvm, "libvirt offers KVM guests"
 
 
-def test_define_dumpxml_native():
-    with tempfile.TemporaryDirectory() as d, Host("conv") as h:
-        xml = domain_xml("dih-conv", DISK.format(img=make_image(d)))
-        h.virsh("define", "/dev/stdin", input=xml)
-        dump = h.virsh("dumpxml", "dih-conv").stdout
-        check("error_policy='stop'" in dump and "rerror_policy='report'" in dump,
-              "dumpxml keeps the error policies:\n" + dump)
-        argv = h.virsh("domxml-to-native", "qemu-argv", "/dev/stdin",
-                       input=xml).stdout
-        devs = device_json(argv, "virtio-blk-pci")
-        check(len(devs) == 1, "one virtio-blk-pci -device in:\n" + argv)
-        check(devs[0].get("werror") == "stop" and devs[0].get("rerror") == "report",
-              "werror/rerror on the -device: %s" % devs[0])
+def test_define_dumpxml_native(host, scratch):
+    """The error policies survive define and dumpxml, and reach QEMU's
+    -device (domxml-to-native)."""
+    xml = domxml.to_string(file_domain("dih-conv", FileImage(scratch)))
+    dom = host.conn.defineXML(xml)
+    driver = domxml.driver_attributes(dom.XMLDesc(0), "vda")
+    assert domxml.subset(policies.STOP_WRITES.driver, driver), driver
+    argv = host.conn.domainXMLToNative("qemu-argv", xml, 0)
+    devices = policies.device_properties(argv, "virtio-blk-pci")
+    assert len(devices) == 1, argv
+    assert policies.error_properties(devices[0]) == policies.STOP_WRITES.qemu
 
 
-def test_start_destroy_leaves_nothing():
-    with tempfile.TemporaryDirectory() as d:
-        h = Host("run")
-        pids = []
-        try:
-            h.start()
-            h.virsh("define", "/dev/stdin",
-                    input=domain_xml("dih-run", DISK.format(img=make_image(d))))
-            h.virsh("start", "dih-run")
-            pids += h.qemu_pids()
-            check(len(pids) == 1, "one QEMU process runs, got %s" % pids)
-            exe = os.readlink("/proc/%d/exe" % pids[0])
-            check(exe == QEMU, "the patched QEMU runs (%s), not %s" % (QEMU, exe))
-            state = h.virsh("domstate", "dih-run").stdout.strip()
-            check(state == "running", "domain running, got %r" % state)
-            h.virsh("destroy", "dih-run")
-            check(not pid_alive(pids[0]), "QEMU gone after destroy")
-            # A second run is left running for the harness to stop.
-            h.virsh("start", "dih-run")
-            pids += h.qemu_pids()
-            check(len(pids) == 2, "the domain started again: %s" % pids)
-        finally:
-            daemon = h.proc
-            h.cleanup()
-        check(daemon.poll() is not None, "the daemon stopped")
-        check(not [p for p in pids if pid_alive(p)],
-              "no QEMU left behind by the harness: %s" % pids)
+def test_start_destroy_leaves_nothing(host, scratch):
+    """start runs the patched QEMU, destroy ends it; stopping the host
+    with a domain running leaves no daemon and no QEMU."""
+    dom = host.conn.defineXML(domxml.to_string(
+        file_domain("dih-run", FileImage(scratch))))
+    dom.create()
+    pids = host.qemu_pids()
+    assert len(pids) == 1
+    assert os.readlink(f"/proc/{pids[0]}/exe") == environment.QEMU
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    dom.destroy()
+    assert not pid_alive(pids[0])
+    # Left running for the harness to stop.
+    dom.create()
+    pids += host.qemu_pids()
+    assert len(pids) == 2
+    daemon = host.proc
+    host.stop()
+    assert daemon.poll() is not None, "the daemon stopped"
+    assert not [p for p in pids if pid_alive(p)], "no QEMU left"
 
 
-def test_guest_probe_io():
-    """The test guest boots under the daemon and the probe verifies its
-    disk through virtio-blk."""
-    with tempfile.TemporaryDirectory() as d, Host("guest") as h:
-        con = Console(os.path.join(d, "console.log"))
-        h.virsh("create", "/dev/stdin", input=guest_domain_xml(
-            "dih-guest", DISK.format(img=make_image(d)), con.path,
-            {"disks": "vda", "blocks": 32, "passes": 2}))
-        done = con.wait_for("DIH done", 180)
-        check(done == "DIH done rc=0", "probe finished cleanly: " + done)
-        s = con.summary("vda")
-        check(s and s["writes"] == 64 and s["verified"] == 64 and
-              s["errors"] == 0 and s["bad"] == 0,
-              "every block written and verified: %s" % s)
-
-
-if __name__ == "__main__":
-    sys.exit(run_tests([test_daemon_is_isolated, test_define_dumpxml_native,
-                        test_start_destroy_leaves_nothing,
-                        test_guest_probe_io]))
+def test_guest_probe_io(host, scratch):
+    """The test guest boots under the daemon and its probe writes and
+    verifies every block of its disk through virtio-blk."""
+    guest = ProbeGuest(host, "dih-guest",
+                       [FileImage(scratch).disk(driver=policies.STOP_WRITES.driver)],
+                       {"disks": "vda", "blocks": 32, "passes": 2}).start()
+    assert guest.wait_done(180) == 0
+    summary = guest.console.summary("vda")
+    assert summary.writes == 64 and summary.verified == 64 and summary.clean, \
+        summary

@@ -1,135 +1,85 @@
-#!/usr/bin/python3
-"""What a management application sees of a disk I/O hang: the io-error
-events 'virsh event' prints (action 'retry' while a request waits,
-'report' when retry_timeout gives up on it) and 'virsh domblkerror'
-listing the disk while requests wait."""
+"""What a management application sees of a disk I/O hang: io-error events
+(action 'retry' when a request starts to wait, the policy's action when
+retry_timeout gives up on it) and the domain's disk errors (virsh
+domblkerror) listing the disk while a request waits; and the line virsh
+event prints for the new action."""
 
 import os
-import re
 import subprocess
-import sys
-import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dih_e2e import (VIRSH, Console, Failure, Host, NbdDisk,  # noqa: E402
-                     check, guest_domain_xml, libvirt_env, run_tests,
-                     stop_process)
+from dih import policies
+from dih.console import Console
+from dih.events import EventWatcher
+from dih.guest import ProbeGuest
+from dih.process import stop_process
+from dih.wait import wait_until
 
 DOM = "dih-events"
-# virsh's line for an io-error event: source path (empty for a network
-# disk), device alias, action.
-EVENT = re.compile(r"^event 'io-error' for domain '(?P<dom>[^']*)': "
-                   r"(?P<path>.*) \((?P<alias>[^)]*)\) (?P<action>\S+)$")
 
 
-class EventWatch:
-    """'virsh event --event io-error --loop' on one domain, its output
-    parsed as it arrives."""
+def test_io_error_events_and_disk_errors(host, nbd_disk):
+    """A short outage: 'retry' events naming the disk, no other action,
+    the disk among the disk errors until the held request completes, no
+    guest error. An outage longer than retry_timeout: each held request
+    gives 'retry', then 'report' when it fails, event for event (no rate
+    limit drops one), and the guest gets EIO."""
+    guest = ProbeGuest(host, DOM, [nbd_disk.disk(
+        driver=policies.retry(500, 5000).driver)],
+        {"blocks": 16, "passes": 0, "pause_ms": 20, "mode": "write"}).start()
+    with EventWatcher(host, DOM) as watch:
+        guest.wait_disk()
+        guest.wait_pass()
+        assert watch.events() == []
+        assert guest.dom.diskErrors() == {}
 
-    def __init__(self, h, dom, path):
-        self.path = path
-        self.out = open(path, "w")
-        self.proc = subprocess.Popen(
-            [VIRSH, "-c", h.uri, "event", "--domain", dom,
-             "--event", "io-error", "--loop"],
-            env=libvirt_env(), stdout=self.out, stderr=subprocess.STDOUT)
+        nbd_disk.outage(True)
+        watch.wait_for("retry")
+        wait_until(lambda: "vda" in guest.dom.diskErrors(), 60,
+                   "vda among the disk errors")
+        nbd_disk.outage(False)
+        wait_until(lambda: guest.dom.diskErrors() == {}, 60,
+                   "no disk error once the storage is back",
+                   state=lambda: str(guest.dom.diskErrors()))
+        short = watch.events()
+        assert {e.action for e in short} == {"retry"}, short
+        assert {(e.dev_alias, e.src_path) for e in short} == \
+            {("virtio-disk0", "")}, short
+        assert all(io.ok for io in guest.console.ios())
 
-    def events(self):
-        with open(self.path, errors="replace") as f:
-            # only complete lines: virsh may be in the middle of one
-            lines = f.read().split("\n")[:-1]
-        return [m.groupdict() for m in map(EVENT.match, lines) if m]
-
-    def wait_for(self, action, since=0, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if [e for e in self.events()[since:] if e["action"] == action]:
-                return
-            time.sleep(0.2)
-        raise Failure("no io-error event with action %r within %d s; got:\n%s"
-                      % (action, timeout, open(self.path).read()[-2000:]))
-
-    def stop(self):
-        stop_process(self.proc)
-        self.out.close()
-
-
-def wait_domblkerror(h, want, timeout=60):
-    """Poll 'virsh domblkerror' until its output satisfies want()."""
-    deadline = time.monotonic() + timeout
-    out = ""
-    while time.monotonic() < deadline:
-        out = h.virsh("domblkerror", DOM).stdout.strip()
-        if want(out):
-            return out
-        time.sleep(0.2)
-    return out
-
-
-def test_io_error_events_and_domblkerror():
-    """A short outage: 'retry' events naming the disk, no 'report', the
-    disk in domblkerror until the held request completes. Then an outage
-    longer than retry_timeout: 'retry' followed by 'report'."""
-    with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
-            Host("events") as h:
-        con = Console(os.path.join(d, "console.log"))
-        h.virsh("create", "/dev/stdin", input=guest_domain_xml(
-            DOM, disk.disk_xml(driver_attrs=(
-                "error_policy='retry' rerror_policy='retry' "
-                "retry_interval='500' retry_timeout='5000'")),
-            con.path, {"disks": "vda", "blocks": 16, "seconds": 45,
-                       "pause_ms": 20, "mode": "write"}))
-        watch = EventWatch(h, DOM, os.path.join(d, "events.log"))
-        try:
-            con.wait_for("DIH disk dev=vda", 180)
-            time.sleep(1)
-            check(watch.proc.poll() is None, "virsh event is running: %s"
-                  % open(watch.path).read())
-            check(watch.events() == [], "no io-error event before the outage")
-            blk = h.virsh("domblkerror", DOM).stdout.strip()
-            check(blk == "No errors found",
-                  "domblkerror before the outage: %r" % blk)
-
-            # Short outage: the request waits and is retried.
-            disk.outage(True)
-            watch.wait_for("retry")
-            blk = wait_domblkerror(h, lambda o: o.startswith("vda:"))
-            disk.outage(False)
-            check(blk.startswith("vda:"),
-                  "domblkerror lists vda while a request waits: %r" % blk)
-            blk = wait_domblkerror(h, lambda o: o == "No errors found")
-            check(blk == "No errors found",
-                  "domblkerror clear after the outage: %r" % blk)
-            short = watch.events()
-            check(short and all(e["action"] == "retry" for e in short),
-                  "only 'retry' events for an outage shorter than "
-                  "retry_timeout: %s" % short)
-            check(all(e["alias"] == "virtio-disk0" and e["dom"] == DOM
-                      for e in short),
-                  "the events name the disk (virtio-disk0): %s" % short)
-            ios = con.ios()
-            check(ios and all(io["res"] == "ok" for io in ios),
-                  "the guest saw no error in the short outage")
-
-            # Long outage: the first request gives up after retry_timeout.
-            disk.outage(True)
-            watch.wait_for("retry", since=len(short))
-            watch.wait_for("report", since=len(short), timeout=90)
-            disk.outage(False)
-            blk = wait_domblkerror(h, lambda o: o == "No errors found")
-            check(blk == "No errors found",
-                  "domblkerror clear once storage is back: %r" % blk)
-            con.wait_for("DIH done", 240)
-            long_ = [e["action"] for e in watch.events()[len(short):]]
-            check(long_[0] == "retry" and "report" in long_,
-                  "the long outage gives 'retry', then 'report': %s" % long_)
-            errs = [io for io in con.ios() if io["res"] != "ok"]
-            check(errs and all(io["res"] == "EIO" for io in errs),
-                  "the guest got EIO once retry_timeout passed: %s" % errs[:3])
-        finally:
-            watch.stop()
+        mark = len(guest.console)
+        nbd_disk.outage(True)
+        watch.wait_for("report", since=len(short), timeout=90)
+        watch.wait_for("retry", since=len(watch) - 1)
+        nbd_disk.outage(False)
+        wait_until(lambda: guest.dom.diskErrors() == {}, 60,
+                   "no disk error once the storage is back")
+        guest.wait_io(len(guest.console), "a successful write",
+                      lambda io: io.ok)
+        long = watch.actions(len(short))
+        assert long[:3] == ["retry", "report", "retry"] and \
+            all(a == ("retry" if i % 2 == 0 else "report")
+                for i, a in enumerate(long)), long
+        failed = [io for io in guest.console.ios(mark) if not io.ok]
+        assert failed and {io.res for io in failed} == {"EIO"}, failed
+        assert len(failed) == long.count("report")
 
 
-if __name__ == "__main__":
-    sys.exit(run_tests([test_io_error_events_and_domblkerror]))
+def test_virsh_event_prints_retry(host, nbd_disk):
+    """virsh event --event io-error prints the new action by name."""
+    name = "dih-virsh-event"
+    guest = ProbeGuest(host, name, [nbd_disk.disk(
+        driver=policies.retry(500, 0).driver)]).start()
+    output = Console(os.path.join(host.dir, "virsh-event.log"))
+    with open(output.path, "w") as out:
+        virsh = subprocess.Popen(host.virsh_argv(
+            "event", "--domain", name, "--event", "io-error", "--loop"),
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        guest.wait_disk()
+        nbd_disk.outage(True)
+        guest.wait_held()
+        line = output.wait_for(r"event ", 60).string
+        nbd_disk.outage(False)
+    finally:
+        stop_process(virsh)
+    assert line == f"event 'io-error' for domain '{name}':  (virtio-disk0) retry"

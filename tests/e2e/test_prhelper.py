@@ -1,131 +1,95 @@
-#!/usr/bin/python3
-"""qemu-pr-helper wiring with real processes: a LUN with managed persistent
-reservations and the 'retry' policy makes libvirt start qemu-pr-helper
+"""qemu-pr-helper wiring on real processes: a LUN with managed persistent
+reservations and the retry policy makes libvirt start qemu-pr-helper
 before QEMU; when QEMU then fails to start, the helper is stopped too.
 
-This machine has no SCSI device, so the LUN is a loop device: QEMU's
+The machine has no SCSI device, so the LUN is a loop device: QEMU's
 scsi-block refuses it (no SG_IO) after libvirt has started the helper,
-which is exactly the failed start to prove clean-up with."""
+which is exactly the failed start to prove the clean-up with. Wrappers
+around the helper and QEMU record their PIDs and start times."""
 
-import contextlib
 import os
 import subprocess
-import sys
-import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dih_e2e import (QEMU, QEMU_BUILD, Host, check,  # noqa: E402
-                     domain_xml, pid_alive, run_tests)
+import libvirt
+import pytest
 
-PR_HELPER = os.path.join(QEMU_BUILD, "qemu-pr-helper")
+from dih import domxml, environment, policies
+from dih.host import Host
+from dih.process import pid_alive
+from dih.wait import wait_until
 
-LUN = """    <disk type='block' device='lun'>
-      <driver name='qemu' type='raw' cache='none' error_policy='retry' rerror_policy='retry' retry_interval='1000' retry_timeout='30000'/>
-      <source dev='{dev}'>
-        <reservations managed='yes'/>
-      </source>
-      <target dev='sda' bus='scsi'/>
-      <address type='drive' controller='0' bus='0' target='0' unit='0'/>
-    </disk>"""
-
-CONTROLLER = "    <controller type='scsi' index='0' model='virtio-scsi'/>\n"
+POLICY = policies.retry(1000, 30000)
 
 
-@contextlib.contextmanager
-def loop_device(d):
-    img = os.path.join(d, "lun.img")
-    with open(img, "wb") as f:
-        f.truncate(16 << 20)
-    dev = subprocess.run(["losetup", "--find", "--show", img], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
-
-
-def wrapper(d, name, real):
+def wrapper(directory, name, real):
     """An executable that records its PID, start time and arguments in
-    NAME.starts, then becomes REAL."""
-    log = os.path.join(d, name + ".starts")
-    path = os.path.join(d, name)
+    NAME.starts, then becomes real. Returns (path, record)."""
+    record = os.path.join(directory, name + ".starts")
+    path = os.path.join(directory, name)
     with open(path, "w") as f:
-        f.write('#!/bin/sh\necho "$$ $(date +%%s.%%N) $*" >> %s\nexec %s "$@"\n'
-                % (log, real))
+        f.write(f'#!/bin/sh\necho "$$ $(date +%s.%N) $*" >> {record}\n'
+                f'exec {real} "$@"\n')
     os.chmod(path, 0o755)
-    return path, log
+    return path, record
 
 
-def starts(log, match=""):
-    """(pid, time, args) of each recorded start whose args contain match."""
-    out = []
-    if os.path.exists(log):
-        for line in open(log):
-            f = line.split(None, 2)
-            if len(f) >= 2 and match in line:
-                out.append((int(f[0]), float(f[1]), f[2] if len(f) > 2 else ""))
-    return out
+def starts(record, match=""):
+    """(pid, time, arguments) of each recorded start whose arguments
+    contain match."""
+    found = []
+    if os.path.exists(record):
+        with open(record) as f:
+            for line in f:
+                pid, when, args = (line.rstrip("\n").split(" ", 2) + [""])[:3]
+                if match in args:
+                    found.append((int(pid), float(when), args))
+    return found
 
 
 def helper_pids():
-    r = subprocess.run(["pgrep", "-f", "qemu-pr-helper"], capture_output=True,
+    """PIDs of every qemu-pr-helper on the machine."""
+    r = subprocess.run(["pgrep", "-x", "qemu-pr-helper"], capture_output=True,
                        text=True)
     return {int(p) for p in r.stdout.split()}
 
 
-def test_failed_start_leaves_no_helper():
+def test_failed_start_leaves_no_helper(loop_device, scratch):
     before = helper_pids()
-    with tempfile.TemporaryDirectory() as d, loop_device(d) as dev:
-        helper, helper_log = wrapper(d, "qemu-pr-helper", PR_HELPER)
-        qemu, qemu_log = wrapper(d, "qemu-system-x86_64", QEMU)
-        h = Host("pr")
-        try:
-            h.start(qemu_conf_extra='pr_helper = "%s"\n' % helper)
-            h.virsh("define", "/dev/stdin",
-                    input=domain_xml("dih-pr", LUN.format(dev=dev),
-                                     devices_extra=CONTROLLER).replace(
-                                         "<emulator>%s<" % QEMU,
-                                         "<emulator>%s<" % qemu))
-            dump = h.virsh("dumpxml", "dih-pr").stdout
-            check("<reservations managed='yes'/>" in dump and
-                  "error_policy='retry'" in dump,
-                  "the LUN keeps retry and managed reservations:\n" + dump)
+    helper, helper_record = wrapper(scratch, "qemu-pr-helper",
+                                    environment.PR_HELPER)
+    qemu, qemu_record = wrapper(scratch, "qemu-system-x86_64",
+                                environment.QEMU)
+    lun = loop_device.disk(
+        "sda", "scsi", POLICY.driver, device="lun",
+        source_children=[domxml.element("reservations", {"managed": "yes"})],
+        address={"type": "drive", "controller": 0, "bus": 0, "target": 0,
+                 "unit": 0})
+    dom_xml = domxml.add_devices(domxml.domain("dih-pr", emulator=qemu),
+                                 domxml.controller("scsi", 0, "virtio-scsi"),
+                                 lun)
+    with Host("pr", qemu_conf=f'pr_helper = "{helper}"\n') as host:
+        dom = host.conn.defineXML(domxml.to_string(dom_xml))
+        disk = domxml.find_disk(domxml.parse(dom.XMLDesc(0)), "sda")
+        assert domxml.subset(POLICY.driver, disk.find("driver").attrib)
+        assert disk.find("source/reservations").get("managed") == "yes"
 
-            r = h.virsh("start", "dih-pr", check=False)
-            check(r.returncode != 0, "starting with a loop device as LUN fails")
-            check("scsi-block" in r.stderr and "SCSI" in r.stderr,
-                  "QEMU's scsi-block refuses the loop device: " + r.stderr.strip())
+        with pytest.raises(libvirt.libvirtError) as failed:
+            dom.create()
+        message = failed.value.get_error_message()
+        assert "scsi-block" in message and "SCSI" in message, message
 
-            helpers = starts(helper_log)
-            check(len(helpers) == 1,
-                  "libvirt started the managed qemu-pr-helper once: %s" % helpers)
-            pid, when, args = helpers[0]
-            check("-k" in args.split(), "the helper got its socket (-k): %s" % args)
-            guests = starts(qemu_log, "guest=dih-pr")
-            check(len(guests) == 1, "QEMU was started for the domain: %s" % guests)
-            check(when < guests[0][1],
-                  "the helper started (%.3f) before QEMU (%.3f)" % (
-                      when, guests[0][1]))
+        helpers = starts(helper_record)
+        assert len(helpers) == 1, helpers
+        pid, when, args = helpers[0]
+        assert "-k" in args.split(), args
+        guests = starts(qemu_record, "guest=dih-pr")
+        assert len(guests) == 1, guests
+        assert when < guests[0][1], "the helper started before QEMU"
 
-            # The failed start stops the helper; give its exit a moment.
-            deadline = time.monotonic() + 10
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            check(not pid_alive(pid), "qemu-pr-helper %d gone after the "
-                  "failed start" % pid)
-            check(helper_pids() - before == set(),
-                  "no qemu-pr-helper left: %s" % (helper_pids() - before))
-            check(h.qemu_pids() == [], "no QEMU left: %s" % h.qemu_pids())
-            state = h.virsh("domstate", "dih-pr").stdout.strip()
-            check(state == "shut off", "domain shut off, got %r" % state)
-        except Exception:
-            sys.stderr.write("--- daemon log ---\n%s\n" % h.daemon_log_tail())
-            raise
-        finally:
-            h.cleanup()
-    check(helper_pids() - before == set(), "no qemu-pr-helper left at the end")
-
-
-if __name__ == "__main__":
-    sys.exit(run_tests([test_failed_start_leaves_no_helper]))
+        # The failed start stops the helper; its exit may take a moment.
+        wait_until(lambda: not pid_alive(pid), 10,
+                   f"qemu-pr-helper {pid} to exit")
+        assert helper_pids() - before == set()
+        assert host.qemu_pids() == []
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+    assert helper_pids() - before == set()

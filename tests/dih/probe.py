@@ -1,0 +1,121 @@
+"""The probe's log lines, as documented in src/dih-probe.c.
+
+parse() turns one console line into a record, returns None for a line
+that is not the probe's (the kernel's, say), and raises ValueError for a
+"DIH " line of no documented form, so that a change of the format cannot
+go unnoticed.
+"""
+
+import dataclasses
+import re
+
+NUMBER = r"\d+"
+COUNT_FIELDS = ("writes", "reads", "errors", "verified", "bad", "unknown")
+COUNTS = " ".join(f"{k}=(?P<{k}>{NUMBER})" for k in COUNT_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Disk:
+    dev: str
+
+
+@dataclasses.dataclass(frozen=True)
+class IO:
+    dev: str
+    op: str
+    blk: int
+    t: float
+    lat_ms: float
+    res: str
+
+    @property
+    def ok(self):
+        return self.res == "ok"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bad:
+    dev: str
+    blk: int
+    pass_: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """The counts on dev after a pass (pass_ is its number) or at the end
+    (pass_ is None: the summary)."""
+    dev: str
+    writes: int
+    reads: int
+    errors: int
+    verified: int
+    bad: int
+    unknown: int
+    pass_: int | None = None
+
+    @property
+    def clean(self):
+        """No I/O failed, every read verified."""
+        return self.errors == 0 and self.bad == 0 and self.unknown == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Error:
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Warning:
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    rc: int
+
+
+FORMS = [
+    (Start, r"start"),
+    (Disk, r"disk dev=(?P<dev>\S+)"),
+    (IO, rf"io dev=(?P<dev>\S+) op=(?P<op>write|read) blk=(?P<blk>{NUMBER}) "
+         rf"t=(?P<t>{NUMBER}\.\d{{6}}) lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) "
+         r"res=(?P<res>ok|E[A-Z0-9]+)"),
+    (Bad, rf"bad dev=(?P<dev>\S+) blk=(?P<blk>{NUMBER}) pass=(?P<pass_>{NUMBER})"),
+    (Counts, rf"pass dev=(?P<dev>\S+) pass=(?P<pass_>{NUMBER}) {COUNTS}"),
+    (Counts, rf"summary dev=(?P<dev>\S+) {COUNTS}"),
+    (Error, r"error (?P<message>.+)"),
+    (Warning, r"warning (?P<message>.+)"),
+    (Done, rf"done rc=(?P<rc>{NUMBER})"),
+]
+PATTERNS = [(kind, re.compile(f"DIH {form}$")) for kind, form in FORMS]
+
+
+INTEGERS = {"blk", "pass_", "rc"} | set(COUNT_FIELDS)
+FLOATS = {"t", "lat_ms"}
+
+
+def _convert(kind, groups):
+    values = {}
+    for name, value in groups.items():
+        if value is not None and name in INTEGERS:
+            value = int(value)
+        elif name in FLOATS:
+            value = float(value)
+        values[name] = value
+    return kind(**values)
+
+
+def parse(line):
+    """The record of one console line, or None if it is not the probe's."""
+    if not line.startswith("DIH "):
+        return None
+    for kind, pattern in PATTERNS:
+        m = pattern.match(line)
+        if m:
+            return _convert(kind, m.groupdict())
+    raise ValueError(f"a probe line of no documented form: {line!r}")
