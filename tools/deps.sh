@@ -10,19 +10,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 [ "$(id -u)" = 0 ] || die "tools/deps.sh must run as root (it installs Debian packages)"
 
-# Build dependencies of libvirt 11.3 (qemu driver, remote driver, daemons,
-# tests, docs checks).
-libvirt_pkgs="gcc make pkgconf ninja-build xsltproc libxml2-utils
- python3-docutils libxml2-dev libglib2.0-dev libgnutls28-dev libtirpc-dev
- libjson-c-dev libnl-3-dev libnl-route-3-dev libdevmapper-dev libudev-dev
- libpciaccess-dev libselinux1-dev libcap-ng-dev libacl1-dev libattr1-dev
- libreadline-dev libsasl2-dev libnuma-dev libparted-dev libyajl-dev
- libblkid-dev libssh2-1-dev libcurl4-gnutls-dev augeas-tools dnsmasq-base
- iproute2 perl python3-pytest bash-completion gettext"
-# Build dependencies of QEMU 10.2 (x86_64-softmmu, tools, qemu-pr-helper).
-qemu_pkgs="python3-venv python3-setuptools python3-wheel libpixman-1-dev
- zlib1g-dev libaio-dev liburing-dev libfdt-dev libcap-ng-dev libseccomp-dev
- libsystemd-dev libzstd-dev flex bison bzip2 sed"
+# Build dependencies of each patched component: its descriptor's
+# COMP_BUILD_DEPS (tools/components/NAME.sh).
+build_pkgs=""
+for c in $(series_components); do
+    load_component "$c" series
+    build_pkgs+=" ${COMP_BUILD_DEPS[*]}"
+done
 # Workflow and end-to-end tests (python3-libvirt: the tests drive the
 # patched libvirt through its Python binding; xorriso: QEMU's cdrom-test,
 # which the regression net runs, registers no test without xorrisofs).
@@ -30,7 +24,7 @@ tool_pkgs="git ccache xz-utils dpkg-dev ca-certificates curl nbdkit cpio
  seabios qemu-system-data gnutls-bin util-linux procps psmisc file kmod
  qemu-system-x86 ipxe-qemu python3-matplotlib python3-libvirt xorriso"
 
-want="$libvirt_pkgs $qemu_pkgs $tool_pkgs"
+want="$build_pkgs $tool_pkgs"
 
 bpo=/etc/apt/sources.list.d/bookworm-backports.sources
 if [ ! -e "$bpo" ]; then

@@ -10,14 +10,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-# The kernel the tests were developed with. A newer security release
-# supersedes it in bookworm-security and the next point release moves it
-# to bookworm, so both are searched; once it is gone from the archive, a
-# copy of the .deb with this sha256 in $CACHE/kernel/ still does.
-KERNEL_PKG=linux-image-6.1.0-57-cloud-amd64
-KERNEL_VERSION=6.1.192-3
-KERNEL_DEB=${KERNEL_PKG}_${KERNEL_VERSION}_amd64.deb
-KERNEL_SHA256=4fdd0172a8c3f41a97e92465b2ac1867e1c10d82d7aeed3d26ee7a5d14df1754
+# What kernel, which version and sha256, from which suites: the
+# descriptor tools/components/guest-kernel.sh.
+load_component guest-kernel guest-kernel
+KERNEL_PKG=$COMP_DEB_PACKAGE
+KERNEL_VERSION=$COMP_VERSION
+KERNEL_DEB=${KERNEL_PKG}_${KERNEL_VERSION}_${COMP_DEB_ARCH}.deb
+KERNEL_SHA256=$COMP_SHA256
 KERNEL_RELEASE=${KERNEL_PKG#linux-image-}
 
 kdir=$CACHE/kernel
@@ -25,26 +24,19 @@ aptdir=$CACHE/apt-kernel
 out=$kdir/$KERNEL_RELEASE
 stamp=$out/.sha256
 
-sha_ok() { # file sha256
-    [ -f "$1" ] && [ "$(sha256sum < "$1" | cut -d' ' -f1)" = "$2" ]
-}
-
 # The pinned package into $kdir, through the private apt configuration.
 download() {
     local opts tmp
     mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" \
              "$aptdir/parts"
-    cat > "$aptdir/sources.list" <<SRC
-deb http://deb.debian.org/debian-security bookworm-security main
-deb http://deb.debian.org/debian bookworm main
-SRC
+    printf '%s\n' "${COMP_APT_SOURCES[@]}" > "$aptdir/sources.list"
     opts=(-o "Dir::Etc::sourcelist=$aptdir/sources.list"
           -o "Dir::Etc::sourceparts=$aptdir/parts"
           -o "Dir::State::Lists=$aptdir/lists"
           -o "Dir::Cache=$aptdir/cache"
           -o "APT::Sandbox::User=root"
           -o "Acquire::Languages=none")
-    log "updating the private index of the guest kernel (bookworm, bookworm-security)"
+    log "updating the private index of the guest kernel ($(printf '%s\n' "${COMP_APT_SOURCES[@]}" | cut -d' ' -f3 | paste -sd, -))"
     apt-get "${opts[@]}" update -q >/dev/null ||
         die "apt-get update of the guest kernel's private index failed (is the Debian archive reachable?)"
     tmp=$(mktemp -d "$kdir/dl.XXXXXX")
@@ -55,7 +47,7 @@ SRC
         rm -rf "$tmp"
         die "$KERNEL_DEB could not be downloaded. The pinned version may no longer be in the Debian archive: put a copy of $KERNEL_DEB with sha256 $KERNEL_SHA256 into $kdir/ and run again."
     fi
-    if ! sha_ok "$tmp/$KERNEL_DEB" "$KERNEL_SHA256"; then
+    if ! sha256_ok "$tmp/$KERNEL_DEB" "$KERNEL_SHA256"; then
         rm -rf "$tmp"
         die "$KERNEL_DEB: sha256 mismatch (want $KERNEL_SHA256). Refusing to use it."
     fi
@@ -69,7 +61,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" = "$KERNEL_SHA256" ] &&
     echo "$out"
     exit 0
 fi
-sha_ok "$kdir/$KERNEL_DEB" "$KERNEL_SHA256" || download
+sha256_ok "$kdir/$KERNEL_DEB" "$KERNEL_SHA256" || download
 tmp=$(mktemp -d "$kdir/unpack.XXXXXX")
 dpkg-deb -x "$kdir/$KERNEL_DEB" "$tmp"
 rm -rf "$out"

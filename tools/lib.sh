@@ -1,8 +1,15 @@
+# shellcheck shell=bash disable=SC2034
 # Shared settings for the project's tools. Sourced, not executed.
 
 # Use the distribution's toolchain, whatever a login shell puts first.
 export PATH=/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C.UTF-8
+# set -e does not reach into command substitutions without this: in
+# 'n=$(format_queue ...)' a failing git inside the function would be
+# ignored and the assignment would succeed with whatever it printed.
+# (It still does not reach into a command that is tested, as in 'if f' or
+# 'f || ...': there the tools check each step themselves.)
+shopt -s inherit_errexit
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Verified tarballs, ccache and the guest kernel live here, outside the work
@@ -19,21 +26,6 @@ export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$WORK}
 export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}
 
-LIBVIRT_VERSION=11.3.0
-LIBVIRT_DEB=11.3.0-3+deb13u3
-LIBVIRT_SUITE=trixie
-LIBVIRT_ORIG=libvirt_11.3.0.orig.tar.xz
-LIBVIRT_ORIG_SHA256=6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283
-
-QEMU_VERSION=10.2.2
-QEMU_DEB=1:10.2.2+ds-1
-QEMU_SUITE=sid
-QEMU_ORIG=qemu_10.2.2+ds.orig.tar.xz
-QEMU_ORIG_SHA256=be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb
-QEMU_DEBIAN=qemu_10.2.2+ds-1.debian.tar.xz
-QEMU_DEBIAN_SHA256=ddf75aceab4f8f77374f3cb34fc97b41514895aeb293ce8b2ddd5e072bb0f5c0
-QEMU_DSC=qemu_10.2.2+ds-1.dsc
-
 log() { printf '[dih] %s\n' "$*" >&2; }
 die() { printf '[dih] error: %s\n' "$*" >&2; exit 1; }
 
@@ -42,33 +34,113 @@ die() { printf '[dih] error: %s\n' "$*" >&2; exit 1; }
 DIH_NAME="Disk I/O Hang"
 DIH_EMAIL="disk-io-hang@example.org"
 
-# QEMU's configure options, one definition for the patched build and for
-# the unpatched base the regression net builds (tools/pq base-build qemu).
-# WORKDIR is the directory that holds the build: the install prefix lies
-# inside it (nothing is installed; QEMU runs from its build).
-qemu_configure_args() { # WORKDIR
-    # Only what the tests use; GnuTLS for migration over TLS.
-    echo --python=/usr/bin/python3 "--prefix=$1/install/qemu" \
-        --without-default-features --target-list=x86_64-softmmu \
-        --enable-tools --enable-linux-aio --enable-linux-io-uring \
-        --enable-cap-ng --enable-seccomp --enable-attr --enable-gnutls \
-        --disable-docs --disable-install-blobs --disable-werror \
-        --disable-download
+# --- components ---------------------------------------------------------
+# Everything the tools know about a component is in its descriptor,
+# tools/components/NAME.sh: the pinned sources and their sha256s, the
+# base commit, how to unpack, configure, build and test it, which files
+# the base leaves out, the mailing lists (the two patched components,
+# COMP_KIND=series), or the pinned guest kernel (COMP_KIND=guest-kernel).
+# load_component reads one; see tools/components/qemu.sh for what a
+# series component defines.
+COMPONENTS_DIR=$TOP/tools/components
+
+# All a descriptor may define: cleared before one is loaded, so that
+# nothing of the previously loaded component is left over.
+comp_vars=(COMP_KIND COMP_TITLE COMP_VERSION COMP_DEB_SOURCE COMP_DEB_VERSION
+           COMP_DEB_SUITE COMP_DEB_PACKAGE COMP_DEB_ARCH COMP_SHA256
+           COMP_APT_SOURCES COMP_PINNED COMP_FETCHED COMP_BUILD_DEPS
+           COMP_BASE_DATE COMP_BASE_MESSAGE COMP_BASE_UNTRACKED
+           COMP_WORKTREE_COPY COMP_CHECK_OPTIONS COMP_MAIL_TO COMP_BLAME_TESTS
+           COMP_REGRESS_BASE CONFIGURE_ARGS)
+comp_funcs=(comp_unpack comp_configure_args comp_configure comp_post_build
+            comp_test comp_blame_command)
+comp_required_series=(COMP_TITLE COMP_VERSION COMP_DEB_SOURCE COMP_DEB_VERSION
+                      COMP_DEB_SUITE COMP_PINNED COMP_BASE_DATE COMP_BASE_MESSAGE
+                      COMP_MAIL_TO)
+comp_required_guest_kernel=(COMP_DEB_PACKAGE COMP_VERSION COMP_DEB_ARCH
+                            COMP_SHA256 COMP_APT_SOURCES)
+
+# The patched components, one a line, in name order: the descriptors that
+# say COMP_KIND=series (read as text: loading one here could recurse
+# through load_component's error message).
+series_components() {
+    local f n
+    for f in "$COMPONENTS_DIR"/*.sh; do
+        grep -qx 'COMP_KIND=series' "$f" || continue
+        n=${f##*/}; echo "${n%.sh}"
+    done
 }
 
-# A QEMU built with --disable-install-blobs looks for firmware in its
-# build's qemu-bundle: give it Debian's SeaBIOS, option ROMs and iPXE ROMs.
-qemu_link_firmware() { # BUILD_DIR
-    local build=$1 datadir fw f
-    datadir=$(sed -n 's/^#define CONFIG_QEMU_DATADIR "\(.*\)"$/\1/p' \
-                  "$build/config-host.h")
-    [ -n "$datadir" ] || die "qemu: no CONFIG_QEMU_DATADIR in $build/config-host.h"
-    fw=$build/qemu-bundle$datadir
-    mkdir -p "$fw"
-    for f in /usr/share/seabios/* /usr/share/qemu/* /usr/lib/ipxe/qemu/*; do
-        [ -f "$f" ] || continue
-        [ -e "$fw/${f##*/}" ] || ln -s "$f" "$fw/${f##*/}"
+# load_component NAME [KIND]: read tools/components/NAME.sh into COMP (the
+# name), the COMP_* variables and the comp_* functions; with KIND, refuse a
+# component of another kind. For a series component it also sets
+# NAME_VERSION, NAME_DEB and NAME_SUITE (e.g. LIBVIRT_VERSION, QEMU_DEB),
+# the names scripts print.
+load_component() { # NAME [KIND]
+    local name=$1 kind=${2:-} f=$COMPONENTS_DIR/$1.sh v fn req alias
+    if [[ ! $name =~ ^[a-z][a-z0-9-]*$ ]] || [ ! -f "$f" ]; then
+        die "unknown component '$name' ($(series_components | paste -sd' ' -))"
+    fi
+    unset "${comp_vars[@]}"
+    unset -f "${comp_funcs[@]}"
+    # Optional parts: empty unless the descriptor says otherwise.
+    COMP_PINNED=() COMP_FETCHED=() COMP_BUILD_DEPS=() COMP_BASE_UNTRACKED=()
+    COMP_WORKTREE_COPY=() COMP_CHECK_OPTIONS=() COMP_MAIL_TO=()
+    COMP_BLAME_TESTS=() COMP_APT_SOURCES=() COMP_REGRESS_BASE=no
+    comp_post_build() { :; }
+    comp_blame_command() { return 1; }
+    # shellcheck source=/dev/null
+    . "$f" || die "$f: could not be read"
+    COMP=$name
+    [ -n "${COMP_KIND:-}" ] || die "$f: no COMP_KIND"
+    if [ -n "$kind" ] && [ "$COMP_KIND" != "$kind" ]; then
+        die "component '$name' is a $COMP_KIND, not a $kind ($kind components: $(series_components | paste -sd' ' -))"
+    fi
+    req=comp_required_${COMP_KIND//-/_}
+    declare -p "$req" > /dev/null 2>&1 || die "$f: unknown COMP_KIND '$COMP_KIND'"
+    local -n required=$req
+    for v in "${required[@]}"; do
+        # Set and not empty (for an array: its first element).
+        [ -n "${!v:-}" ] || die "$f: $v is not set"
     done
-    [ -e "$fw/bios-256k.bin" ] ||
-        die "qemu: no bios-256k.bin for $fw (Debian's seabios package)"
+    if [ "$COMP_KIND" = series ]; then
+        for fn in "${comp_funcs[@]}"; do
+            declare -F "$fn" > /dev/null || die "$f: no function $fn"
+        done
+        [ $((${#COMP_PINNED[@]} % 2)) = 0 ] ||
+            die "$f: COMP_PINNED must be pairs of file name and sha256"
+        alias=${name^^}; alias=${alias//-/_}
+        declare -g "${alias}_VERSION=$COMP_VERSION" \
+                   "${alias}_DEB=$COMP_DEB_VERSION" "${alias}_SUITE=$COMP_DEB_SUITE"
+    fi
+}
+
+# read_series DIR: the patches DIR/series lists, in order, into the array
+# SERIES (empty without a series file).
+read_series() { # DIR
+    local list
+    SERIES=()
+    [ -f "$1/series" ] || return 0
+    list=$(sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' \
+               -e '/^$/d' "$1/series") || die "cannot read $1/series"
+    [ -z "$list" ] || mapfile -t SERIES <<<"$list"
+}
+
+sha256_ok() { # FILE SHA256
+    local got
+    [ -f "$1" ] || return 1
+    got=$(sha256sum < "$1") || return 1
+    [ "${got%% *}" = "$2" ]
+}
+
+# on_exit COMMAND: run COMMAND when the shell exits, also when SIGINT,
+# SIGTERM or SIGHUP ends it (each is made an exit, so that the EXIT trap
+# runs whatever bash would do with the signal itself). In a subshell this
+# covers the subshell.
+on_exit() { # COMMAND
+    # shellcheck disable=SC2064
+    trap "$1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
 }

@@ -51,6 +51,7 @@ tree_of() { # comp patches...
     GIT_INDEX_FILE=$idx git -C "$WORK/$comp" write-tree
 }
 
+not_grep() { ! grep -q "$@"; }
 refused() { # rc pattern message
     [ "$1" != 0 ] && grep -q "$2" <<<"$3"
 }
@@ -70,10 +71,8 @@ shortlog_complete() { # outdir n
 for comp in libvirt qemu; do
     [ -d "$WORK/$comp/.git" ] ||
         { echo "no $WORK/$comp: import it first (tools/pq ensure $comp)"; exit 1; }
-    case $comp in
-    libvirt) to="--to=devel@lists.libvirt.org";;
-    qemu) to="--to=qemu-devel@nongnu.org --to=qemu-block@nongnu.org";;
-    esac
+    load_component $comp series
+    to=$(printf -- '--to=%s ' "${COMP_MAIL_TO[@]}"); to=${to% }
     out=$tmp/out-$comp
     n=$(series_of $comp | wc -l)
     echo "== $comp ($n patches)"
@@ -125,6 +124,117 @@ expect "libvirt v2: '[PATCH v2 n/N]' subjects and v2- file names" \
     grep -qE '^Subject: \[PATCH v2 0*1/' "$out"/v2-0001-*.patch
 expect "libvirt v2: --to replaces the recipients" \
     [ "$cmd" = "git send-email --to=me@example.com $out/*.patch" ]
+
+# --- --onto: an upstream checkout newer than the pinned base -------------
+# Three upstreams, each the pinned base plus one commit of its own, in
+# clones of work/libvirt: one that adds a file; one that changes a context
+# line of a hunk (plain 'git am' refuses the patch, 'git am -3' merges it);
+# one that changes a line a patch removes (a real conflict).
+upstream() { # dir
+    git clone -q --shared "$WORK/libvirt" "$1" && git -C "$1" checkout -q -B upstream base
+}
+commit_all() { # dir message
+    git -C "$1" add -A && git -C "$1" -c user.name=Upstream \
+        -c user.email=upstream@example.org commit -q -m "$2"
+}
+# mutate DIR MODE: change, in DIR, the line that MODE picks in the first
+# patch of the libvirt series that has one, and print 'PATCH_NUMBER FILE'.
+# MODE context: the first line of a hunk, followed by two more unchanged
+# lines; MODE removed: a non-blank line the patch removes.
+mutate() { # dir mode
+    python3 - "$1" "$2" "$top/patches/libvirt" <<'PY'
+import os, re, sys
+up, mode, pdir = sys.argv[1:]
+series = [l.split("#")[0].strip() for l in open(os.path.join(pdir, "series"))]
+series = [l for l in series if l]
+for n, name in enumerate(series, 1):
+    path = None
+    lines = open(os.path.join(pdir, name), encoding="utf-8").read().split("\n")
+    for i, l in enumerate(lines):
+        if l.startswith("+++ b/"):
+            path = l[6:]
+        m = re.match(r"^@@ -(\d+)", l)
+        if not m or path is None:
+            continue
+        hunk, old = lines[i + 1:], int(m.group(1))
+        if mode == "context":
+            if (len(hunk) >= 3 and all(h.startswith(" ") for h in hunk[:3])
+                    and hunk[0].strip()):
+                target, at = hunk[0][1:], old
+            else:
+                continue
+        else:
+            ln, target = old, None
+            for h in hunk:
+                if h.startswith("@@") or not h[:1] in (" ", "-", "+"):
+                    break
+                if h.startswith("-") and h[1:].strip():
+                    target, at = h[1:], ln
+                    break
+                if not h.startswith("+"):
+                    ln += 1
+            if target is None:
+                continue
+        f = os.path.join(up, path)
+        text = open(f, encoding="utf-8").read().split("\n")
+        assert text[at - 1] == target, (path, at, target)
+        text[at - 1] = target + " /* DIH-UPSTREAM */"
+        open(f, "w", encoding="utf-8").write("\n".join(text))
+        print(n, path)
+        sys.exit(0)
+sys.exit("no hunk to mutate")
+PY
+}
+
+echo "== libvirt --onto"
+up=$tmp/up-new
+upstream "$up" && echo "upstream" > "$up/UPSTREAM-FILE" && commit_all "$up" "upstream: a new file"
+head=$(git -C "$up" rev-parse HEAD)
+"$submit" libvirt --onto "$up" --out "$tmp/onto" > /dev/null 2> "$tmp/onto.log"; rc=$?
+[ $rc = 0 ] || cat "$tmp/onto.log"
+expect "--onto a newer upstream: accepted" [ $rc = 0 ]
+expect "--onto: the cover letter ends with base-commit: of the upstream commit" \
+    grep -qxF "base-commit: $head" "$tmp/onto/0000-cover-letter.patch"
+expect "--onto: the output is checked against the upstream commit" \
+    grep -qF "the output applies with git am onto $head" "$tmp/onto.log"
+mapfile -t mails < <(patches_of "$tmp/onto")
+expect "--onto: the output applies with plain git am onto the upstream" \
+    git -C "$up" -c user.name=T -c user.email=t@e.org am -q "${mails[@]}"
+expect "--onto: the upstream file is still there after it" test -f "$up/UPSTREAM-FILE"
+expect "without --onto there is no base-commit (the pinned base is no upstream commit)" \
+    not_grep '^base-commit:' "$tmp/out-libvirt/0000-cover-letter.patch"
+
+up=$tmp/up-context
+upstream "$up" && read -r cn cfile < <(mutate "$up" context) && commit_all "$up" "upstream: a context line"
+head=$(git -C "$up" rev-parse HEAD)
+status=$(git -C "$up" status --porcelain)
+mapfile -t queue < <(series_of libvirt | sed "s|^|$top/patches/libvirt/|")
+idx=$tmp/plain.index
+GIT_INDEX_FILE=$idx git -C "$up" read-tree HEAD
+GIT_INDEX_FILE=$idx git -C "$up" apply --cached "${queue[@]:0:$cn}" > /dev/null 2>&1; rc=$?
+expect "a context line changed upstream ($cfile, patch $cn): plain git am refuses the series" [ $rc != 0 ]
+"$submit" libvirt --onto "$up" --out "$tmp/onto3" > /dev/null 2> "$tmp/onto3.log"; rc=$?
+[ $rc = 0 ] || cat "$tmp/onto3.log"
+expect "--onto merges it with git am -3" [ $rc = 0 ]
+expect "--onto: base-commit: names that upstream commit" \
+    grep -qxF "base-commit: $head" "$tmp/onto3/0000-cover-letter.patch"
+expect "--onto: the upstream's change is in the submitted context" \
+    grep -qF "DIH-UPSTREAM" "$tmp/onto3"/*.patch
+expect "--onto: the upstream checkout is not changed" \
+    [ "$(git -C "$up" rev-parse HEAD)" = "$head" -a "$(git -C "$up" status --porcelain)" = "$status" ]
+
+up=$tmp/up-conflict
+upstream "$up" && read -r xn xfile < <(mutate "$up" removed) && commit_all "$up" "upstream: a removed line"
+head=$(git -C "$up" rev-parse HEAD)
+xname=$(series_of libvirt | sed -n "${xn}p")
+msg=$("$submit" libvirt --onto "$up" --out "$tmp/ontox" 2>&1); rc=$?
+expect "a line the series removes changed upstream: refused" [ $rc != 0 ]
+expect "the refusal names patch $xn, $xname, and the conflicting file $xfile" \
+    grep -qF "patch $xn/$(series_of libvirt | wc -l), $xname, does not apply onto $up ($head); conflicts in: $xfile" <<<"$msg"
+expect "the refused upstream checkout is not changed" \
+    [ "$(git -C "$up" rev-parse HEAD)" = "$head" -a -z "$(git -C "$up" status --porcelain)" ]
+msg=$("$submit" libvirt --onto "$tmp/nowhere" --out "$tmp/x" 2>&1); rc=$?
+expect "--onto a directory that is no git checkout: refused" refused $rc 'not a git checkout' "$msg"
 
 echo "submission kit: $([ $fail = 0 ] && echo OK || echo FAILED)"
 exit $fail
