@@ -186,12 +186,17 @@ sys.exit("no hunk to mutate")
 PY
 }
 
+# submit_onto UPSTREAM OUT: tools/submit libvirt --onto, its log in OUT.log.
+submit_onto() {
+    "$submit" libvirt --onto "$1" --out "$2" > /dev/null 2> "$2.log"; rc=$?
+    [ $rc = 0 ] || cat "$2.log"
+}
+
 echo "== libvirt --onto"
 up=$tmp/up-new
 upstream "$up" && echo "upstream" > "$up/UPSTREAM-FILE" && commit_all "$up" "upstream: a new file"
 head=$(git -C "$up" rev-parse HEAD)
-"$submit" libvirt --onto "$up" --out "$tmp/onto" > /dev/null 2> "$tmp/onto.log"; rc=$?
-[ $rc = 0 ] || cat "$tmp/onto.log"
+submit_onto "$up" "$tmp/onto"
 expect "--onto a newer upstream: accepted" [ $rc = 0 ]
 expect "--onto: the cover letter ends with base-commit: of the upstream commit" \
     grep -qxF "base-commit: $head" "$tmp/onto/0000-cover-letter.patch"
@@ -212,9 +217,8 @@ mapfile -t queue < <(series_of libvirt | sed "s|^|$top/patches/libvirt/|")
 idx=$tmp/plain.index
 GIT_INDEX_FILE=$idx git -C "$up" read-tree HEAD
 GIT_INDEX_FILE=$idx git -C "$up" apply --cached "${queue[@]:0:$cn}" > /dev/null 2>&1; rc=$?
-expect "a context line changed upstream ($cfile, patch $cn): plain git am refuses the series" [ $rc != 0 ]
-"$submit" libvirt --onto "$up" --out "$tmp/onto3" > /dev/null 2> "$tmp/onto3.log"; rc=$?
-[ $rc = 0 ] || cat "$tmp/onto3.log"
+expect "a context line changed upstream ($cfile, patch $cn): plain git apply refuses patch $cn" [ $rc != 0 ]
+submit_onto "$up" "$tmp/onto3"
 expect "--onto merges it with git am -3" [ $rc = 0 ]
 expect "--onto: base-commit: names that upstream commit" \
     grep -qxF "base-commit: $head" "$tmp/onto3/0000-cover-letter.patch"
