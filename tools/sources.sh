@@ -23,12 +23,10 @@ apt_private() {
     mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" \
              "$aptdir/parts"
     for c in $(series_components); do
-        (load_component "$c" series; echo "$COMP_DEB_SUITE") > "$aptdir/suite" ||
-            die "cannot read the descriptor of $c"
-        s=$(cat "$aptdir/suite")
+        # A subshell: the component being fetched stays loaded.
+        s=$(load_component "$c" series; echo "$COMP_DEB_SUITE")
         [[ " ${suites[*]} " = *" $s "* ]] || suites+=("$s")
     done
-    rm -f "$aptdir/suite"
     for s in "${suites[@]}"; do
         echo "deb-src http://deb.debian.org/debian $s main"
     done > "$aptdir/sources.list.new"
