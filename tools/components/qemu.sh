@@ -27,7 +27,7 @@ COMP_FETCHED=(qemu_10.2.2+ds-1.dsc)
 # for tools/deps.sh.
 COMP_BUILD_DEPS=(python3-venv python3-setuptools python3-wheel libpixman-1-dev
     zlib1g-dev libaio-dev liburing-dev libfdt-dev libcap-ng-dev libseccomp-dev
-    libsystemd-dev libzstd-dev flex bison bzip2 sed)
+    libsystemd-dev libzstd-dev flex bison bzip2 sed libiscsi-dev)
 
 # --- the base commit of work/qemu (tools/pq import) ----------------------
 # A fixed date makes the imported tree's commit ids reproducible; it is
@@ -73,11 +73,13 @@ comp_unpack() { # SRCDIR DEST
 # keyed by these words joined with spaces, with WORKDIR '@WORK@': a
 # change here builds the base anew.
 comp_configure_args() { # WORKDIR
-    # Only what the tests use; GnuTLS for migration over TLS.
+    # Only what the tests use; GnuTLS for migration over TLS, libiscsi
+    # for QEMU's iSCSI client (the end-to-end tests' tgt target).
     CONFIGURE_ARGS=(--python=/usr/bin/python3 "--prefix=$1/install/qemu"
         --without-default-features --target-list=x86_64-softmmu
         --enable-tools --enable-linux-aio --enable-linux-io-uring
         --enable-cap-ng --enable-seccomp --enable-attr --enable-gnutls
+        --enable-libiscsi
         --disable-docs --disable-install-blobs --disable-werror
         --disable-download)
 }
