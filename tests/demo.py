@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """The demo './dih main' ends with: the seed's disk XML, the QEMU command
 line the patched libvirt generates for it, then a storage outage on a
-running guest's retry disk and its recovery, as the guest's probe logs
-it. Everything runs under an isolated daemon of the test library
-(tests/dih) and is stopped at the end."""
+running guest with exactly that disk and its recovery, as the guest's
+probe logs it. The disk's source is a host block device, a loop device
+over an nbdfuse file of nbdkit's error filter (dih.storage.BlockDevice).
+Everything runs under an isolated daemon of the test library (tests/dih)
+and is stopped at the end."""
 
 import json
 import os
@@ -20,9 +22,10 @@ from dih.events import EventWatcher  # noqa: E402
 from dih.guest import ProbeGuest  # noqa: E402
 from dih.host import Host  # noqa: E402
 from dih.libvirt_api import is_running  # noqa: E402
-from dih.storage import NbdDisk  # noqa: E402
+from dih.storage import BlockDevice  # noqa: E402
 
-POLICY = policies.retry(500, 20000)
+# How long the outage holds a request, in seconds (the seed's
+# retry_timeout is 10 s).
 HOLD = 4
 T0 = time.monotonic()
 _output = threading.Lock()
@@ -38,11 +41,11 @@ def stamped(who, text, when=None):
     say(f"  {when - T0:6.2f}  {who}: {text}")
 
 
-def show_seed_and_argv(host):
-    devices, _ = policies.seed_devices(source="/dev/dih-demo-storage")
+def show_seed_and_argv(host, devices):
     disk = devices[-1]
     ET.indent(disk)
-    say("== the seed's disk XML (product guide, virtio-blk example)")
+    say("== the seed's disk XML (product guide, virtio-blk example), its "
+        "source this machine's block device")
     say(domxml.to_string(disk))
     argv = host.conn.domainXMLToNative("qemu-argv", domxml.to_string(
         domxml.add_devices(domxml.domain("dih-demo"), *devices)), 0)
@@ -59,7 +62,7 @@ def show_seed_and_argv(host):
                                        type="raw", cache="none", io="native"))
     ET.indent(pause)
     say("\n== retry, then pause: the domain pauses only if the storage is "
-        "not back after 30 s")
+        "not back after 30 s (an example, not run here)")
     say(domxml.to_string(pause))
     argv = host.conn.domainXMLToNative("qemu-argv", domxml.to_string(
         domxml.add_devices(domxml.domain("dih-demo"), *devices, pause)), 0)
@@ -72,13 +75,13 @@ def show_seed_and_argv(host):
                            f"{policies.RETRY_THEN_PAUSE.qemu}: {props}")
 
 
-def live_outage(host, disk):
-    say("\n== a live outage: a TCG guest writes and verifies its disk "
-        "(nbdkit over a unix socket), " +
-        " ".join(f"{k}='{v}'" for k, v in POLICY.driver.items()))
+def live_outage(host, device, devices, target):
+    say(f"\n== a live outage: a TCG guest writes and verifies the seed's "
+        f"disk above ({target}, the guest's vda), {device.path}: a loop "
+        f"device with direct I/O over an nbdfuse file of nbdkit")
     say("   host time in seconds; the guest's t= is its own clock, "
         "lat_ms the time each O_DIRECT 4 KiB I/O took")
-    guest = ProbeGuest(host, "dih-demo", [disk.disk(driver=POLICY.driver)],
+    guest = ProbeGuest(host, "dih-demo", devices,
                        {"blocks": 8, "passes": 0, "pause_ms": 250})
 
     def guest_line(line):
@@ -94,15 +97,15 @@ def live_outage(host, disk):
         stamped("host", "guest started")
         guest.wait_disk()
         before = guest.wait_pass()
-        disk.outage(True)
+        device.outage(True)
         stamped("host", "storage outage begins (nbdkit fails every request "
-                "with EIO)")
-        held = guest.wait_held()
+                f"with EIO, and so does {device.path})")
+        held = guest.wait_held(target)
         stamped("host", "the domain is " +
                 ("running" if is_running(guest.dom) else "not running") +
                 f"; its disk errors: {guest.dom.diskErrors()}")
         guest.assert_held(held, HOLD)
-        disk.outage(False)
+        device.outage(False)
         stamped("host", "storage is back")
         first = guest.wait_io(held, "the held I/O to complete")
         counts = guest.wait_pass()
@@ -115,10 +118,11 @@ def live_outage(host, disk):
 
 def main():
     environment.use_libvirt_build()
-    with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
-            Host("demo") as host:
-        show_seed_and_argv(host)
-        live_outage(host, disk)
+    with tempfile.TemporaryDirectory() as d, Host("demo") as host, \
+            BlockDevice(d) as device:
+        devices, target = policies.seed_devices(source=device.path)
+        show_seed_and_argv(host, devices)
+        live_outage(host, device, devices, target)
     return 0
 
 

@@ -19,10 +19,14 @@ for c in $(series_components); do
 done
 # Workflow and end-to-end tests (python3-libvirt: the tests drive the
 # patched libvirt through its Python binding; xorriso: QEMU's cdrom-test,
-# which the regression net runs, registers no test without xorrisofs).
+# which the regression net runs, registers no test without xorrisofs;
+# libnbd-bin and fuse3: nbdfuse, the file under the tests' loop devices;
+# tgt: the userspace iSCSI target the tests run on 127.0.0.1; valgrind:
+# the device-path benchmark counts instructions with callgrind).
 tool_pkgs="git ccache xz-utils dpkg-dev ca-certificates curl nbdkit cpio
  seabios qemu-system-data gnutls-bin util-linux procps psmisc file kmod
- qemu-system-x86 ipxe-qemu python3-matplotlib python3-libvirt xorriso"
+ qemu-system-x86 ipxe-qemu python3-matplotlib python3-libvirt xorriso
+ libnbd-bin fuse3 tgt valgrind"
 
 want="$build_pkgs $tool_pkgs"
 

@@ -1,56 +1,137 @@
 #!/usr/bin/python3
-"""Benchmarks of the retry policy on real processes (the test library
-tests/dih: an isolated patched virtqemud, the patched QEMU under TCG,
-nbdkit's error filter as the network disk, the probe as the guest's
-/init).
+"""Benchmarks of the retry policy on real processes (SPEC section 11).
 
-They print figures and never fail on a figure: a run fails only when a
-measurement could not be made. Output: a table on stdout and in
-<build>/bench/results.md, and a picture of guest I/O latency through an
-outage in <build>/bench/latency.png.
+    bench.py [NAME...]   run the benchmarks named (fast_path, wait_cost,
+                         resume, scale; all by default)
 
-- Resume latency: time from the end of an outage (the error file removed)
-  to the completion of the held I/O, for retry_interval 100, 500 and
-  1000 ms. Both ends are taken on the host's monotonic clock: the outage
-  ends when the harness unlinks nbdkit's error file; the held I/O has
-  completed when the probe's line for it reaches the serial console file
-  on the host, which a thread here polls every 0.5 ms. The guest's own
-  clock is not used for this (under TCG it is not the host's); the figure
-  includes the guest's completion and console write, so it is an upper
-  bound of QEMU's resume time. The outage lengths are spread over one
-  interval so the samples cover the phase of the retry timer.
-- Fast path: IOPS of the same guest on two disks of the same nbdkit
-  export, error_policy='retry' (vda) and 'report' (vdb), in one run,
-  in the order vda,vdb,vdb,vda four times (a drift in the machine's load
-  weighs on both alike); the ratio retry/report of the median pass, and
-  of all I/Os.
-- Cost of waiting: QEMU's CPU time (utime+stime of all its threads, from
-  /proc/PID/stat) during a 10 s outage with retry_interval 1000 ms, as a
-  percentage of one core, next to the same 10 s with the guest idle and
-  no outage; also for QEMU's threads other than the vCPU thread.
+The test library tests/dih: an isolated patched virtqemud, the QEMU of
+environment.QEMU (the patched build, or DIH_QEMU) under TCG, nbdkit's
+error filter as the network disk, the probe as the guest's /init. Each
+comparison is paired within one run, so that the machine's load, which
+changes single passes by a factor of 3, weighs on both sides alike. The
+benchmarks print figures and fail only when a measurement could not be
+made, never on a figure. Output: the tables on stdout and in
+<build>/bench/results.md (with the machine, its load, the accelerator
+the guests' QEMU reports through QMP query-kvm, and the QEMU binary),
+pictures in <build>/bench/latency.png (guest I/O through an outage) and
+resume.png (resume latency against the retry interval).
+
+Clocks: the host's monotonic clock for what the host does and sees (an
+outage begins or ends when the harness creates or unlinks nbdkit's error
+file; a console line is stamped when a thread polling the console file
+every 0.5 ms reads it; libvirt's io-error events when they arrive); the
+guest's clock, whose HPET source follows the host's, only for spans
+inside the guest (the probe's t and lat_ms).
+
+- fast_path: one guest, two disks on the same healthy export, one with
+  error_policy='retry', the other with 'report'; the probe alternates
+  short slices (one pass of 64 blocks written and read back, one I/O at
+  a time) in the order vda, vdb, vdb, vda, 16 times: 32 pairs of
+  adjacent slices; a second guest swaps the disks' roles, so that their
+  order on the PCI bus weighs on both alike. A slice's IOPS are its I/Os
+  over the span from its first I/O's start to its last one's end (guest
+  clock); besides, its I/Os per second of QEMU CPU time (all threads,
+  from its first console line to its last), which leaves out the time
+  other processes take the cores away. The figures: the median of the
+  per-pair ratios retry / report, its spread and a distribution-free
+  95 % confidence interval. Goal: >= 0.99.
+- wait_cost: QEMU's CPU time (schedstat of each of its threads, in ns;
+  /proc/PID/stat counts in 10 ms ticks, 0.1 % of a core over 10 s) in
+  alternating 10 s windows of one guest whose only activity is one
+  write every 12 s: idle (the probe asleep between two writes, no
+  outage), then held (the next write held by an outage, retry_interval
+  1000 ms), six pairs; the difference held - idle per pair, for all
+  threads and for those other than the vCPU thread (where retry runs).
+  Goal: within noise and < 0.1 % of a core.
+- resume: from the end of an outage to the completion of each held
+  request (the stamp of its console line), retry_interval 100, 500 and
+  1000 ms, 24 outages each, whose lengths are spread over one interval
+  so that the samples cover the phase of the retry timer; without other
+  I/O (one request held) and with (16 held). What "other I/O has
+  succeeded" can mean in this guest: an outage holds every request in
+  flight, and a worker whose request is held issues no other, so no
+  request on the disk succeeds before a held one's retry does; then the
+  other 15 are retried at once or each on its own timer, which the
+  time from the first held request's completion to each other's (guest
+  clock) shows. The 16 fail within a few milliseconds of one another,
+  so their timers fire together anyway: requests retried sooner because
+  new I/O succeeded would need a stream of requests on the same disk
+  that the outage does not hold and that succeed right after it (reads
+  with rerror_policy='report' next to held writes, say), and the probe
+  cannot run one: its workers and disks share one mode and one pause
+  and start together, so any request issued during the outage is held.
+  Bound: interval + 50 ms. latency.png: one more guest, with the
+  probe's usual workload (an I/O every 20 ms), through an outage of
+  1 s at retry_interval 500 ms.
+- scale: 1, 16 and 128 requests held (one disk at depth 1 and 16; two
+  disks at depth 64, exercised in parallel) with retry_interval 100 ms,
+  three outages each: the resume time (end of the outage to the first
+  held request's console line, plus its completion to the last one's on
+  the guest clock: the console's time to print 128 lines left out), the
+  QEMU CPU of the resume, and QEMU's CPU while the requests are held
+  (5 s) against the same guest asleep just before (5 s): the difference
+  per retry round, and per round and request beyond the first (what
+  resubmitting one more request costs), constant if the cost grows
+  linearly with the requests held.
+
+Held requests come from guests writing in bursts (Bursts): on each disk,
+depth workers write one block each at the same moment, wait for one
+another, sleep pause_ms, and start again. An outage begun while they
+sleep holds exactly the next burst, counted by libvirt's io-error events
+(one 'retry' event per request that starts being held); nothing
+completes until it ends.
 """
 
+import collections
+import contextlib
+import dataclasses
 import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
 
+import libvirt
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import figures  # noqa: E402
 from dih import environment, policies, probe  # noqa: E402
-from dih.guest import ProbeGuest  # noqa: E402
+from dih.events import EventWatcher  # noqa: E402
+from dih.guest import BOOT_TIMEOUT, IO_TIMEOUT, ProbeGuest  # noqa: E402
 from dih.host import Host  # noqa: E402
+from dih.libvirt_api import qemu_monitor  # noqa: E402
 from dih.storage import NbdDisk  # noqa: E402
 from dih.wait import wait_until  # noqa: E402
 
 OUT = os.environ.get("DIH_BENCH_DIR",
                      os.path.join(environment.TOP, "build", "bench"))
-INTERVALS = (100, 500, 1000)
-SAMPLES = 6
-ROUNDS = 4  # of the fast path's vda,vdb,vdb,vda
-# How often the resume latency's console reader reads the console file.
+# How often the console reader reads the console file.
 POLL = 0.0005
+
+FAST_ROUNDS = 16  # of vda, vdb, vdb, vda
+FAST_GUESTS = 2
+FAST_BLOCKS = 64
+
+COST_PAIRS = 6
+COST_WINDOW = 10
+
+INTERVALS = (100, 500, 1000)
+RESUME_SAMPLES = 24
+RESUME_DEPTHS = (1, 16)
+# The shortest outage, from the moment the last request was held.
+RESUME_HOLD = 0.5
+# The picture of an outage: the interval, how long the request is held,
+# and how many I/Os after it.
+PICTURE_INTERVAL = 500
+PICTURE_HOLD = 1
+PICTURE_AFTER = 50
+
+SCALE = ((1, ("vda",)), (16, ("vda",)), (64, ("vda", "vdb")))
+SCALE_INTERVAL = 100
+SCALE_SAMPLES = 3
+SCALE_WINDOW = 5
 
 
 def require(condition, what):
@@ -59,224 +140,526 @@ def require(condition, what):
         raise RuntimeError(f"measurement failed: {what}")
 
 
-def resume_latency(host, disk, interval):
-    """Samples of outage end -> held I/O completed, in ms, and the
-    console's stamped lines with the outages (for the picture)."""
-    guest = ProbeGuest(host, f"dih-resume-{interval}", [disk.disk(
-        driver=policies.retry(interval, 0).driver)],
-        {"blocks": 16, "passes": 0, "pause_ms": 20, "mode": "write"}).start()
-    samples, outages = [], []
+class Terminated(Exception):
+    """SIGTERM (meson's timeout): end the run, cleaning up."""
+
+
+def _terminated(signum, _frame):
+    raise Terminated(f"terminated by signal {signum}")
+
+
+# QEMU's CPU time.
+
+@dataclasses.dataclass(frozen=True)
+class CpuUse:
+    """QEMU's CPU time over a window of wall seconds: of all its threads
+    and of those other than the vCPU threads, in CPU seconds; lost is
+    the number of threads that exited during the window (whose time is
+    missing)."""
+    wall: float
+    total: float
+    other: float
+    lost: int
+
+    @property
+    def total_pct(self):
+        """All threads, % of one core."""
+        return 100 * self.total / self.wall
+
+    @property
+    def other_pct(self):
+        """The threads other than the vCPU's, % of one core."""
+        return 100 * self.other / self.wall
+
+
+class QemuCpu:
+    """The CPU time of each thread of the QEMU process pid, from
+    /proc/PID/task/TID/schedstat (nanoseconds on the CPU), which counts
+    finer than the clock ticks of /proc/PID/stat (10 ms, 0.1 % of a core
+    over 10 s)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def sample(self):
+        """(now, {tid: (thread name, ns)})."""
+        threads = {}
+        task = f"/proc/{self.pid}/task"
+        for tid in os.listdir(task):
+            with contextlib.suppress(FileNotFoundError):
+                with open(f"{task}/{tid}/comm") as f:
+                    name = f.read().strip()
+                with open(f"{task}/{tid}/schedstat") as f:
+                    threads[tid] = (name, int(f.read().split()[0]))
+        return time.monotonic(), threads
+
+    @staticmethod
+    def between(a, b):
+        """The CpuUse from sample a to sample b."""
+        total = other = 0
+        for tid, (name, ns) in b[1].items():
+            used = ns - a[1].get(tid, (name, 0))[1]
+            total += used
+            if not name.startswith("CPU "):
+                other += used
+        return CpuUse(b[0] - a[0], total / 1e9, other / 1e9,
+                      len(set(a[1]) - set(b[1])))
+
+
+# Guests.
+
+def destroy(dom):
+    """Destroy the domain if it still runs."""
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.destroy()
+
+
+def accelerator(dom):
+    """The accelerator the domain's QEMU uses, as QMP query-kvm tells."""
+    kvm = qemu_monitor(dom, "query-kvm")
+    return "KVM" if kvm["enabled"] else \
+        "TCG (QMP query-kvm: enabled=false, present=%s)" % \
+        str(kvm["present"]).lower()
+
+
+@dataclasses.dataclass
+class Outage:
+    """One outage of Bursts.outage(): the host time it ended; the held
+    requests' console lines; QEMU's CPU while the guest was idle before
+    (or None), while the requests were held, and from the end of the
+    outage until the last held request's line arrived."""
+    end: float
+    lines: list
+    idle_cpu: CpuUse | None
+    held_cpu: CpuUse
+    resume_cpu: CpuUse
+
+    def latencies(self):
+        """End of the outage to each held request's completion (ms)."""
+        return [(line.time - self.end) * 1000 for line in self.lines]
+
+    def resume_time(self):
+        """End of the outage to the last held request's completion (ms):
+        to the first one's console line (host clock), then to the last
+        completion on the guest clock, which leaves out the time the
+        console takes to print the other lines."""
+        return min(self.latencies()) + max(self.after_first(), default=0)
+
+    def after_first(self):
+        """The first held request's completion to each other's (ms,
+        guest clock)."""
+        done = sorted(line.record.t + line.record.lat_ms / 1000
+                      for line in self.lines)
+        return [(c - done[0]) * 1000 for c in done[1:]]
+
+
+class Bursts:
+    """A probe guest writing in bursts (see the module's docstring) on
+    the disks devs, all on the export disk (an NbdDisk), each with
+    error_policy='retry', retry_interval interval ms and no timeout."""
+
+    def __init__(self, host, disk, name, interval, depth, pause_ms,
+                 devs=("vda",)):
+        self.host = host
+        self.disk = disk
+        self.depth = depth
+        self.devs = devs
+        self.pause = pause_ms / 1000
+        self.guest = ProbeGuest(host, name, [
+            disk.disk(dev, driver=policies.retry(interval, 0).driver)
+            for dev in devs],
+            {"disks": ",".join(devs), "parallel": 1, "depth": depth,
+             "blocks": depth, "passes": 0, "pause_ms": pause_ms,
+             "mode": "write"})
+        self.cpu = None
+        self.accelerator = None
+        self._mark = 0
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def requests(self):
+        """The requests of a burst, on all disks."""
+        return self.depth * len(self.devs)
+
+    def __enter__(self):
+        try:
+            self.events = self._stack.enter_context(
+                EventWatcher(self.host, self.guest.name))
+            self.guest.start()
+            self._stack.callback(destroy, self.guest.dom)
+            self._stack.enter_context(self.guest.console.follow(POLL))
+            for dev in self.devs:
+                self.guest.wait_disk(dev)
+            self.accelerator = accelerator(self.guest.dom)
+            self.cpu = QemuCpu(self.host.qemu_pids()[0])
+            self.next_burst()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        return False
+
+    def next_burst(self):
+        """Wait until the next burst has completed on every disk; return
+        its lines."""
+        def burst():
+            count = {dev: 0 for dev in self.devs}
+            lines = []
+            for n, line in enumerate(self.guest.console.stamped(self._mark)):
+                if isinstance(line.record, probe.IO):
+                    count[line.record.dev] += 1
+                    lines.append(line)
+                    if all(c == self.depth for c in count.values()):
+                        return self._mark + n + 1, lines
+            return None
+        self._mark, lines = wait_until(
+            burst, self.pause + IO_TIMEOUT, f"a burst of {self.depth} "
+            f"writes on each of {', '.join(self.devs)}", interval=0.002,
+            state=self.guest.console.tail)
+        return lines
+
+    def outage(self, hold, idle=0):
+        """An outage begun now, while the workers sleep: the next burst
+        is held, hold seconds from when the last of its requests was,
+        then the outage ends and the burst completes. Before, idle
+        seconds of QEMU's CPU are measured with the guest asleep."""
+        idle_cpu = None
+        if idle:
+            a = self.cpu.sample()
+            time.sleep(idle)
+            idle_cpu = QemuCpu.between(a, self.cpu.sample())
+            require(not self.guest.console.ios(self._mark),
+                    f"the guest stayed idle for {idle} s")
+        since = len(self.events)
+
+        def held():
+            found = [e for e in self.events.events(since) if e.action == "retry"]
+            return found if len(found) >= self.requests else None
+        self.disk.outage(True)
+        held_at = wait_until(
+            held, self.pause + IO_TIMEOUT,
+            f"{self.requests} held requests ('retry' io-error events)",
+            interval=0.002,
+            state=lambda: "io-error events by action: %s" % dict(
+                collections.Counter(self.events.actions(since))))[-1].time
+        a = self.cpu.sample()
+        time.sleep(max(0, held_at + hold - time.monotonic()))
+        b = self.cpu.sample()
+        end = self.disk.outage(False)
+        lines = self.next_burst()
+        c = self.cpu.sample()
+        require(len(self.events.events(since)) == self.requests,
+                f"{self.requests} requests held, one event each: "
+                f"{self.events.events(since)}")
+        require(all(line.time > end for line in lines),
+                "no request completed during the outage")
+        waited = (end - held_at) * 1000
+        require(all(line.record.ok and line.record.lat_ms >= waited
+                    for line in lines),
+                f"each held request waited the outage out ({waited:.0f} ms) "
+                f"and succeeded: {[line.text for line in lines]}")
+        return Outage(end, lines, idle_cpu,
+                      QemuCpu.between(a, b), QemuCpu.between(b, c))
+
+
+# The benchmarks: each returns its section of results.md.
+
+class Run:
+    """What the benchmarks of one run share: the host, the export, the
+    accelerators their guests reported, the pictures written."""
+
+    def __init__(self, host, disk):
+        self.host = host
+        self.disk = disk
+        self.accelerators = set()
+        self.pictures = []
+
+
+def fast_path_slices(run, name, drivers):
+    """One guest's slices, in order: (disk, IOPS, I/Os per second of QEMU
+    CPU time); drivers: the <driver> attributes of vda and vdb."""
+    order = ["vda", "vdb", "vdb", "vda"] * FAST_ROUNDS
+    guest = ProbeGuest(run.host, name, [
+        run.disk.disk(dev, driver=driver)
+        for dev, driver in zip(("vda", "vdb"), drivers)],
+        {"disks": ",".join(order), "blocks": FAST_BLOCKS, "passes": 1}).start()
+    try:
+        cpu = QemuCpu(run.host.qemu_pids()[0])
+        # QEMU's CPU time when a slice's first line (its disk's) and its
+        # last (its summary) arrive.
+        edges = []
+
+        def on_line(line):
+            if isinstance(line.record, probe.Disk) or \
+                    isinstance(line.record, probe.Counts) and \
+                    line.record.pass_ is None:
+                edges.append(cpu.sample())
+        with guest.console.follow(POLL, on_line):
+            guest.wait_disk("vda", BOOT_TIMEOUT)
+            run.accelerators.add(accelerator(guest.dom))
+            rc = guest.wait_done(BOOT_TIMEOUT + 60 * FAST_ROUNDS)
+    finally:
+        destroy(guest.dom)
+    require(rc == 0, f"the probe verified both disks (rc={rc})")
+    slices = []
+    for record in guest.console.records((probe.Disk, probe.IO)):
+        if isinstance(record, probe.Disk):
+            slices.append((record.dev, []))
+        else:
+            slices[-1][1].append(record)
+    require([dev for dev, _ in slices] == order and
+            len(edges) == 2 * len(order),
+            f"{len(order)} slices in the order {order}, each begun and ended")
+    return [(dev, len(ios) / (ios[-1].t + ios[-1].lat_ms / 1000 - ios[0].t),
+             len(ios) / QemuCpu.between(edges[2 * n], edges[2 * n + 1]).total)
+            for n, (dev, ios) in enumerate(slices)]
+
+
+def fast_path(run):
+    """IOPS with retry configured vs not, paired slices of two guests."""
+    pairs = []
+    for n in range(FAST_GUESTS):
+        # Every other guest swaps the disks' roles, so that the disks'
+        # order on the PCI bus weighs on both policies alike.
+        retried = ("vda", "vdb")[n % 2]
+        slices = fast_path_slices(run, f"dih-fastpath-{n}", [
+            policies.retry(1000).driver if dev == retried else
+            policies.REPORT.driver for dev in ("vda", "vdb")])
+        # Adjacent slices pair up: (vda, vdb), (vdb, vda), ...
+        pairs += [(a, b) if a[0] == retried else (b, a)
+                  for a, b in zip(slices[::2], slices[1::2])]
+    rows = []
+    for k, what in ((1, "IOPS (guest clock)"),
+                    (2, "I/Os per second of QEMU CPU time")):
+        ratios = [a[k] / b[k] for a, b in pairs]
+        print("fast path, %s, retry/report per pair: %s" % (what, " ".join(
+            "%.0f/%.0f" % (a[k], b[k]) for a, b in pairs)), flush=True)
+        rows.append([what, len(pairs),
+                     "%.0f / %.0f" % (statistics.median(a[k] for a, _ in pairs),
+                                      statistics.median(b[k] for _, b in pairs)),
+                     figures.spread(ratios, digits=3),
+                     "%.3f to %.3f" % figures.median_ci(ratios), ">= 0.99"])
+    iops = [x[1] for pair in pairs for x in pair]
+    return "Fast path: `retry` / `report`", figures.table(
+        ["measure", "pairs", "median slice: `retry` / `report`",
+         "ratio `retry` / `report` per pair", "95 % CI of the median ratio",
+         "goal"], rows) + (
+        "\n\nSlices of %d I/Os (%d blocks written, then read back, one at a "
+        "time), in the order vda, vdb, vdb, vda; %d guests of %d pairs, "
+        "the disks' roles swapped in every other one; single slices %.0f to %.0f IOPS. The CPU time is that of all of "
+        "QEMU's threads from a slice's first console line to its last: "
+        "unlike the IOPS, it leaves out the time other processes on the "
+        "machine take the cores away." % (
+            2 * FAST_BLOCKS, FAST_BLOCKS, FAST_GUESTS, 2 * FAST_ROUNDS,
+            min(iops), max(iops)))
+
+
+def wait_cost(run):
+    """QEMU's CPU with a request held vs the same guest idle."""
+    with Bursts(run.host, run.disk, "dih-waitcost", 1000, 1,
+                (COST_WINDOW + 2) * 1000) as guest:
+        run.accelerators.add(guest.accelerator)
+        outages = [guest.outage(COST_WINDOW, idle=COST_WINDOW)
+                   for _ in range(COST_PAIRS)]
+    rows = []
+    for n, o in enumerate(outages, 1):
+        print("QEMU CPU, pair %d: idle %.3f %% (non-vCPU %.3f %%), held "
+              "%.3f %% (%.3f %%)" % (n, o.idle_cpu.total_pct,
+                                     o.idle_cpu.other_pct, o.held_cpu.total_pct,
+                                     o.held_cpu.other_pct), flush=True)
+        rows.append([n, "%.3f / %.3f" % (o.idle_cpu.total_pct,
+                                         o.held_cpu.total_pct),
+                     "%+.3f" % (o.held_cpu.total_pct - o.idle_cpu.total_pct),
+                     "%.3f / %.3f" % (o.idle_cpu.other_pct,
+                                      o.held_cpu.other_pct),
+                     "%+.3f" % (o.held_cpu.other_pct - o.idle_cpu.other_pct)])
+    total = [o.held_cpu.total_pct - o.idle_cpu.total_pct for o in outages]
+    other = [o.held_cpu.other_pct - o.idle_cpu.other_pct for o in outages]
+    rows.append(["all pairs", "", figures.spread(total, digits=3), "",
+                 figures.spread(other, digits=3)])
+    lost = sum(o.idle_cpu.lost + o.held_cpu.lost for o in outages)
+    return "Cost of waiting: QEMU CPU, % of one core", figures.table(
+        ["pair", "all threads: idle / held", "held - idle",
+         "non-vCPU threads: idle / held", "held - idle"], rows) + (
+        "\n\n%d s windows, `retry_interval` 1000 ms; idle: the guest "
+        "asleep, healthy storage; held: one write held by an outage. "
+        "Goal: within noise and < 0.1 %% of a core.%s" % (
+            COST_WINDOW, "" if not lost else
+            " %d threads exited during a window: their time is missing." % lost))
+
+
+def resume(run):
+    """Resume latency after outages, one and 16 requests held."""
+    samples, after_first = {}, {}
+    for interval in INTERVALS:
+        for depth in RESUME_DEPTHS:
+            with Bursts(run.host, run.disk, f"dih-resume-{interval}-{depth}",
+                        interval, depth, 200) as guest:
+                run.accelerators.add(guest.accelerator)
+                outages = []
+                for i in range(RESUME_SAMPLES):
+                    outages.append(guest.outage(
+                        RESUME_HOLD + interval / 1000 * (i + 0.5) / RESUME_SAMPLES))
+                    guest.next_burst()
+            samples[interval, depth] = [x for o in outages for x in o.latencies()]
+            after_first[interval, depth] = [x for o in outages
+                                            for x in o.after_first()]
+            print("resume latency, retry_interval %d ms, %d held: %s ms" % (
+                interval, depth, " ".join(
+                    "%.0f" % x for x in samples[interval, depth])), flush=True)
+    rows = []
+    for (interval, depth), s in samples.items():
+        rows.append(["%d ms" % interval, depth, len(s),
+                     "%.0f / %.0f / %.0f" % (figures.quantile(s, 0.5),
+                                             figures.quantile(s, 0.95), max(s)),
+                     "%d ms" % (interval + 50),
+                     "%.1f / %.1f" % (figures.quantile(after_first[interval, depth], 0.5),
+                                      figures.quantile(after_first[interval, depth], 0.95))
+                     if depth > 1 else ""])
+    outage_timeline(run)
+    figures.resume_bars({(i, "%d held" % d): s for (i, d), s in samples.items()},
+                        os.path.join(OUT, "resume.png"))
+    run.pictures.append(("resume latency against the retry interval",
+                         "resume.png"))
+    return "Resume latency after an outage", figures.table(
+        ["retry_interval", "requests held", "samples",
+         "end of outage to completion: p50 / p95 / max (ms)", "bound",
+         "first held completion to the others: p50 / p95 (ms)"], rows) + (
+        "\n\n%d outages per row, their lengths spread over one interval "
+        "(from %.1f s after the last request was held)." % (
+            RESUME_SAMPLES, RESUME_HOLD))
+
+
+def outage_timeline(run):
+    """latency.png: a guest's I/O through one outage, the probe's usual
+    workload (one I/O every 20 ms), retry_interval PICTURE_INTERVAL."""
+    guest = ProbeGuest(run.host, "dih-timeline", [run.disk.disk(
+        driver=policies.retry(PICTURE_INTERVAL, 0).driver)]).start()
     try:
         with guest.console.follow(POLL):
             guest.wait_disk()
             guest.wait_pass()
-            for i in range(SAMPLES):
-                time.sleep(0.5)
-                t_on = disk.outage(True)
-                time.sleep(1.2 + interval / 1000 * (i + 0.5) / SAMPLES)
-                t_off = disk.outage(False)
-                line = wait_until(
-                    lambda: next((ln for ln in guest.console.stamped()
-                                  if ln.time > t_off and
-                                  isinstance(ln.record, probe.IO)), None),
-                    60 + interval / 1000, "the held I/O to complete")
-                require(line.record.ok and line.record.lat_ms >= 1000,
-                        "the first I/O to complete after the outage is the "
-                        f"held one, and succeeded: {line.text}")
-                samples.append((line.time - t_off) * 1000)
-                outages.append((t_on, t_off))
-            time.sleep(1)
-        return samples, guest.console.stamped(), outages
+            begin = run.disk.outage(True)
+            held = guest.wait_held()
+            time.sleep(PICTURE_HOLD)
+            end = run.disk.outage(False)
+            first = guest.wait_io(held, "the held I/O to complete")
+            guest.wait_ios(held, "I/O after the outage", count=PICTURE_AFTER)
     finally:
-        guest.dom.destroy()
-
-
-def fast_path(host, disk):
-    """IOPS on vda (retry) and vdb (report), the same export, one run:
-    (IOPS over all passes, [IOPS of each pass]) per disk."""
-    guest = ProbeGuest(host, "dih-fastpath", [
-        disk.disk("vda", driver=policies.retry(1000).driver),
-        disk.disk("vdb", driver=policies.REPORT.driver)],
-        {"disks": ",".join(["vda", "vdb", "vdb", "vda"] * ROUNDS),
-         "blocks": 256, "passes": 1}).start()
-    require(guest.wait_done(900) == 0, "the probe verified both disks")
-    # A pass over one disk: from the start of its first I/O to the end of
-    # its last, on the guest's clock; each begins with the disk's line.
-    passes = []
+        destroy(guest.dom)
+    require(first.ok and first.lat_ms >= PICTURE_HOLD * 1000,
+            f"the held I/O waited the outage out and succeeded: {first}")
+    points, held_ios = [], []
     for line in guest.console.stamped():
-        if isinstance(line.record, probe.Disk):
-            passes.append((line.record.dev, []))
-        elif isinstance(line.record, probe.IO):
-            passes[-1][1].append(line.record)
-    require(len(passes) == 4 * ROUNDS,
-            f"{4 * ROUNDS} passes logged, got {len(passes)}")
-    out = {}
-    for dev in ("vda", "vdb"):
-        mine = [(len(ios), ios[-1].t + ios[-1].lat_ms / 1000 - ios[0].t)
-                for d, ios in passes if d == dev]
-        out[dev] = (sum(n for n, _ in mine) / sum(s for _, s in mine),
-                    [n / s for n, s in mine])
-    return out
-
-
-def cpu_ticks(pid):
-    """utime+stime of each thread of pid, summed by thread name."""
-    ticks = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            stat = f.read()
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        ticks[comm] = ticks.get(comm, 0) + int(fields[11]) + int(fields[12])
-    return ticks
-
-
-def cpu_window(pid, seconds):
-    """% of one core QEMU used over the window: (all threads, all but the
-    vCPU threads, {thread name: %})."""
-    hz = os.sysconf("SC_CLK_TCK")
-    a, t0 = cpu_ticks(pid), time.monotonic()
-    time.sleep(seconds)
-    b, t1 = cpu_ticks(pid), time.monotonic()
-    per = {k: 100.0 * (v - a.get(k, 0)) / hz / (t1 - t0) for k, v in b.items()}
-    return (sum(per.values()),
-            sum(v for k, v in per.items() if not k.startswith("CPU ")),
-            {k: v for k, v in per.items() if v > 0})
-
-
-def wait_cost(host, disk):
-    """QEMU CPU % of one core: the guest idle (no outage), then a request
-    held for 10 s with retry_interval 1000 ms."""
-    guest = ProbeGuest(host, "dih-waitcost", [disk.disk(
-        driver=policies.retry(1000, 0).driver)],
-        {"blocks": 3, "pause_ms": 14000, "mode": "write"}).start()
-    second = r"DIH io dev=vda op=write blk=1 "
-    try:
-        guest.console.wait_for(r"DIH io dev=vda op=write blk=0 ", 180)
-        pid = host.qemu_pids()[0]
-        # The probe sleeps 14 s after its first write: the guest is idle.
-        time.sleep(1)
-        idle = cpu_window(pid, 10)
-        require(not [ln for ln in guest.console.lines() if ln.startswith(second)],
-                "the guest stayed idle")
-        disk.outage(True)
-        wait_until(lambda: "vda" in guest.dom.diskErrors(), 30,
-                   "the guest's second write to wait on vda")
-        held = cpu_window(pid, 10)
-        require("vda" in guest.dom.diskErrors(),
-                "the write was held through the window")
-        disk.outage(False)
-        guest.console.wait_for(second, 60)
-        return idle, held
-    finally:
-        guest.dom.destroy()
-
-
-def picture(lines, outage, interval, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    t_on, t_off = outage
-    pts = []
-    for line in lines:
         if isinstance(line.record, probe.IO):
-            lat = line.record.lat_ms
-            start = line.time - lat / 1000 - t_on
-            if -2 <= start <= t_off - t_on + 2:
-                pts.append((start, lat))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.axvspan(0, t_off - t_on, color="tab:red", alpha=0.15,
-               label="storage outage")
-    # A log scale cannot show 0: the probe's 0.000 ms (below the guest
-    # clock's resolution) is drawn at 0.01 ms.
-    ax.scatter([p[0] for p in pts], [max(p[1], 0.01) for p in pts], s=8,
-               label="guest I/O (O_DIRECT 4 KiB write)")
-    held = [p for p in pts if p[1] > 100]
-    ax.hlines([p[1] for p in held], [p[0] for p in held],
-              [p[0] + p[1] / 1000 for p in held], color="tab:orange",
-              label="held write, from issue to completion")
-    ax.set_yscale("log")
-    ax.set_xlabel("I/O start, seconds from the start of the outage (host clock)")
-    ax.set_ylabel("latency seen by the guest (ms)")
-    ax.set_title("error_policy='retry', retry_interval=%d ms: the held write "
-                 "completes after the outage" % interval)
-    ax.legend(loc="center right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+            start = line.time - line.record.lat_ms / 1000 - begin
+            if -2 <= start <= end - begin + 2:
+                points.append((start, line.record.lat_ms))
+                if line.record.lat_ms >= PICTURE_HOLD * 1000:
+                    held_ios.append(points[-1])
+    figures.timeline(points, held_ios, (0, end - begin), PICTURE_INTERVAL,
+                     os.path.join(OUT, "latency.png"))
+    run.pictures.append(("guest I/O through an outage", "latency.png"))
 
 
-def main():
-    environment.use_libvirt_build()
-    os.makedirs(OUT, exist_ok=True)
+def scale(run):
+    """Resume time and CPU with 1, 16 and 128 requests held."""
+    rounds = 1000 / SCALE_INTERVAL
+    measured = []
+    for depth, devs in SCALE:
+        with Bursts(run.host, run.disk, f"dih-scale-{depth * len(devs)}",
+                    SCALE_INTERVAL, depth, (SCALE_WINDOW + 2) * 1000,
+                    devs) as guest:
+            run.accelerators.add(guest.accelerator)
+            outages = [guest.outage(
+                SCALE_WINDOW + SCALE_INTERVAL / 1000 * (i + 0.5) / SCALE_SAMPLES,
+                idle=SCALE_WINDOW) for i in range(SCALE_SAMPLES)]
+        measured.append((guest.requests, outages))
+        print("scale, %d held: resume %s ms, non-vCPU CPU idle %s %%, held "
+              "%s %%" % (guest.requests,
+                         " ".join("%.0f" % o.resume_time() for o in outages),
+                         " ".join("%.3f" % o.idle_cpu.other_pct for o in outages),
+                         " ".join("%.3f" % o.held_cpu.other_pct for o in outages)),
+              flush=True)
     rows = []
+    for n, outages in measured:
+        more = [o.held_cpu.other_pct - o.idle_cpu.other_pct for o in outages]
+        # CPU seconds a second held, over retry rounds a second.
+        per_round = statistics.median(more) / 100 / rounds * 1e6
+        if n == measured[0][0]:
+            first = per_round
+        rows.append([
+            n, figures.brief([o.resume_time() for o in outages], "%.0f"),
+            "%.1f" % statistics.median(max(o.after_first(), default=0)
+                                       for o in outages),
+            "%.1f / %.1f" % (
+                statistics.median(o.resume_cpu.total * 1000 for o in outages),
+                statistics.median(o.resume_cpu.other * 1000 for o in outages)),
+            "%.3f / %.3f" % (
+                statistics.median(o.idle_cpu.other_pct for o in outages),
+                statistics.median(o.held_cpu.other_pct for o in outages)),
+            figures.brief(more, "%+.3f"), "%.0f" % per_round,
+            "%.1f" % ((per_round - first) / (n - 1)) if n > 1 else ""])
+    return "Scale: requests held", figures.table(
+        ["requests held", "resume time (ms): median (range)",
+         "first to last completion (ms, guest clock)",
+         "QEMU CPU during the resume (ms): all / non-vCPU threads",
+         "QEMU CPU, non-vCPU threads: idle / held (% of one core)",
+         "held - idle: median (range)", "held - idle per retry round (us)",
+         "per round and request beyond the first (us)"], rows) + (
+        "\n\n`retry_interval` %d ms (%.0f retry rounds a second, each "
+        "resubmitting every held request), %d outages each; %d = two disks "
+        "at depth %d, in parallel. Resume time: end of the outage to the "
+        "first held request's console line, plus its completion to the "
+        "last one's on the guest clock (the console's own time to print the "
+        "lines is left out). CPU: %d s held against %d s of the same guest "
+        "asleep just before. The CPU of a retry round over the requests "
+        "beyond the first is the cost of resubmitting one request: constant "
+        "if the cost grows linearly with the requests held." % (
+            SCALE_INTERVAL, rounds, SCALE_SAMPLES,
+            SCALE[-1][0] * len(SCALE[-1][1]), SCALE[-1][0], SCALE_WINDOW,
+            SCALE_WINDOW))
+
+
+BENCHMARKS = {"fast_path": fast_path, "wait_cost": wait_cost,
+              "resume": resume, "scale": scale}
+
+
+def main(names):
+    environment.use_libvirt_build()
+    signal.signal(signal.SIGTERM, _terminated)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark {', '.join(unknown)}; "
+                 f"known: {', '.join(BENCHMARKS)}")
+    os.makedirs(OUT, exist_ok=True)
+    started, load = time.monotonic(), figures.load_average()
+    sections = []
     with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
             Host("bench") as host:
-        resume = {}
-        for interval in INTERVALS:
-            samples, lines, outages = resume_latency(host, disk, interval)
-            resume[interval] = samples
-            print("resume latency, retry_interval %d ms: %s ms" % (
-                interval, " ".join("%.1f" % s for s in samples)), flush=True)
-            if interval == 500:
-                picture(lines, outages[-1], interval,
-                        os.path.join(OUT, "latency.png"))
-        fast = fast_path(host, disk)
-        for dev, what in (("vda", "retry"), ("vdb", "report")):
-            print("fast path, %s: %.0f IOPS (passes: %s)" % (
-                what, fast[dev][0], " ".join("%.0f" % x for x in fast[dev][1])),
-                flush=True)
-        # The median pass: a burst of load from elsewhere on the machine
-        # slows single passes (seen: one pass at 70 % of the others).
-        iops = {dev: statistics.median(fast[dev][1]) for dev in fast}
-        idle, held = wait_cost(host, disk)
-        for what, w in (("idle guest", idle), ("10 s outage", held)):
-            print("QEMU CPU, %s: %.2f %% of one core, non-vCPU threads %.2f %%"
-                  " (%s)" % (what, w[0], w[1], ", ".join(
-                      "%s %.2f %%" % kv for kv in sorted(w[2].items()))),
-                  flush=True)
-
-    for interval in INTERVALS:
-        s = resume[interval]
-        rows.append(("resume latency, retry_interval %d ms (%d samples)"
-                     % (interval, len(s)),
-                     "min %.0f / median %.0f / max %.0f ms" % (
-                         min(s), statistics.median(s), max(s)),
-                     "<= %d ms" % (interval + 50)))
-    spread = [x for dev in fast for x in fast[dev][1]]
-    rows.append(("fast path: IOPS retry / report, same export, one run "
-                 "(%d passes of 512 I/Os each)" % len(spread),
-                 "median pass %.0f / %.0f IOPS = **%.3f**; all I/Os %.0f / %.0f "
-                 "= %.3f; single passes %.0f to %.0f IOPS" % (
-                     iops["vda"], iops["vdb"], iops["vda"] / iops["vdb"],
-                     fast["vda"][0], fast["vdb"][0],
-                     fast["vda"][0] / fast["vdb"][0],
-                     min(spread), max(spread)),
-                 ">= 0.98"))
-    rows.append(("QEMU CPU during a 10 s outage, retry_interval 1000 ms",
-                 "%.2f %% of one core (non-vCPU threads %.2f %%); idle guest, "
-                 "no outage: %.2f %% (%.2f %%)" % (held[:2] + idle[:2]),
-                 "< 1 %"))
-    table = ["| benchmark | measured | bound / goal |", "|---|---|---|"]
-    table += ["| %s | %s | %s |" % r for r in rows]
-    text = ("# Benchmarks\n\nMachine: %s, %d cores, TCG guests.\n\n%s\n\n"
-            "![guest I/O latency through an outage](latency.png)\n" % (
-                machine(), os.cpu_count(), "\n".join(table)))
+        run = Run(host, disk)
+        for name in names or BENCHMARKS:
+            sections.append(BENCHMARKS[name](run))
+    minutes = (time.monotonic() - started) / 60
+    text = "# Benchmarks\n\n" + "\n".join([
+        "- Machine: %s." % figures.machine(),
+        "- Load average (1 / 5 / 15 min): %s at the start, %s at the end; "
+        "run time %.1f min." % (load, figures.load_average(), minutes),
+        "- Accelerator of the guests' QEMU: %s." % " / ".join(
+            sorted(run.accelerators)),
+        "- QEMU: %s." % figures.qemu_build(environment.QEMU),
+    ]) + "".join("\n\n## %s\n\n%s" % s for s in sections) + "".join(
+        "\n\n![%s](%s)" % p for p in run.pictures) + "\n"
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(text)
-    print()
-    print("\n".join(table))
-    print("\nwritten: %s, %s" % (os.path.join(OUT, "results.md"),
-                                 os.path.join(OUT, "latency.png")))
+    print("\n" + text)
+    print("written: %s" % ", ".join(os.path.join(OUT, name) for name in
+                                    ["results.md"] + [p[1] for p in run.pictures]))
     return 0
 
 
-def machine():
-    with open("/etc/os-release") as f:
-        for l in f:
-            if l.startswith("PRETTY_NAME="):
-                return l.split("=", 1)[1].strip().strip('"')
-    return "unknown"
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

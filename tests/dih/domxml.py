@@ -32,6 +32,13 @@ def domain(name, memory_mib=256, machine="pc", emulator=None):
     ])
 
 
+def set_iothreads(dom, count):
+    """Give the domain count I/O threads (<iothreads>), numbered from 1."""
+    dom.insert(list(dom).index(dom.find("vcpu")) + 1,
+               element("iothreads", text=str(count)))
+    return dom
+
+
 def add_devices(dom, *devices):
     """Append devices to the domain's <devices>."""
     dom.find("devices").extend(devices)

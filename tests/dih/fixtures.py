@@ -8,9 +8,11 @@ of killing the process, so that the fixtures still clean up: the daemons,
 nbdkit and QEMU run in sessions of their own and would outlive it.
 """
 
+import functools
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 
 import pytest
@@ -18,7 +20,7 @@ import pytest
 from . import environment
 from .host import Host
 from .migration import make_tls_certs, two_hosts
-from .storage import LoopDevice, NbdDisk
+from .storage import BlockDevice, IscsiTarget, LoopDevice, NbdDisk, make_image
 
 
 class Terminated(Exception):
@@ -85,14 +87,68 @@ def nbd_disk(scratch):
         yield disk
 
 
-@pytest.fixture
-def loop_device(scratch):
-    """A loop device over an image (storage.LoopDevice)."""
+def require_loop_devices():
     require_root()
     require(os.path.exists("/dev/loop-control"),
             "needs loop devices (/dev/loop-control)")
-    with LoopDevice(scratch) as dev:
+
+
+def require_nbdfuse():
+    require_root()
+    require(os.path.exists("/dev/fuse"), "needs FUSE (/dev/fuse)")
+    require(shutil.which("nbdfuse") and shutil.which("fusermount3"),
+            "needs nbdfuse and fusermount3 (Debian libnbd-bin, fuse3)")
+
+
+@functools.cache
+def qemu_has_iscsi():
+    """Whether the QEMU under test has its iSCSI client (libiscsi): a
+    QEMU without it knows no driver 'iscsi'; one with it fails to
+    connect to a closed port."""
+    tried = subprocess.run(
+        [environment.QEMU, "-machine", "none", "-nodefaults", "-display",
+         "none", "-blockdev", "driver=iscsi,node-name=probe,transport=tcp,"
+         "portal=127.0.0.1:1,target=iqn.2026-12.invalid:none,lun=1"],
+        capture_output=True, text=True, timeout=60)
+    return "Unknown driver 'iscsi'" not in tried.stderr
+
+
+@pytest.fixture
+def loop_device(scratch):
+    """A loop device over a 16 MiB image (storage.LoopDevice)."""
+    require_loop_devices()
+    with LoopDevice(make_image(os.path.join(scratch, "loop.img"), 16)) as dev:
         yield dev
+
+
+@pytest.fixture
+def block_device(scratch):
+    """The seed's host block device: a loop device with direct I/O over
+    an nbdfuse file of nbdkit's error filter (storage.BlockDevice).
+    Asked for before host, it is stopped after the host's QEMUs."""
+    require_loop_devices()
+    require_nbdfuse()
+    with BlockDevice(scratch) as dev:
+        yield dev
+
+
+@pytest.fixture
+def iscsi_target(scratch):
+    """LUN 1 of an iSCSI target of tgtd on 127.0.0.1, its own port,
+    over an nbdfuse file of nbdkit's error filter (storage.IscsiTarget);
+    the QEMU under test must have its iSCSI client. Ask for it before
+    host (test_x(iscsi_target, host)): fixtures stop in reverse order,
+    and a QEMU that quits with requests in flight to a target that is
+    gone waits for them until libvirt kills it, 10 s later."""
+    require_nbdfuse()
+    require(shutil.which("tgtd") and shutil.which("tgtadm"),
+            "needs tgtd and tgtadm (Debian tgt)")
+    require(os.access(environment.QEMU, os.X_OK),
+            f"needs the patched QEMU ({environment.QEMU})")
+    require(qemu_has_iscsi(), f"needs a QEMU with its iSCSI client "
+            f"(libiscsi): {environment.QEMU} has no driver 'iscsi'")
+    with IscsiTarget(scratch) as target:
+        yield target
 
 
 @pytest.fixture

@@ -40,7 +40,9 @@ class ProbeGuest:
     console is the path of its serial console file (in the host's
     directory by default; append=True opens it in append mode, which a
     migration needs: the destination's QEMU opens it while the source's
-    still writes). machine and memory_mib shape the domain.
+    still writes). machine, memory_mib and iothreads (the number of
+    I/O threads a disk's <driver iothread='N'> can name) shape the
+    domain.
 
     The machine has ACPI, and the guest's clock source is its HPET, which
     follows the host's clock: without, the kernel falls back to counting
@@ -50,7 +52,7 @@ class ProbeGuest:
     """
 
     def __init__(self, host, name, devices, params=None, console=None,
-                 append=False, machine="pc", memory_mib=256):
+                 append=False, machine="pc", memory_mib=256, iothreads=0):
         self.host = host
         self.name = name
         self.devices = list(devices)
@@ -61,6 +63,7 @@ class ProbeGuest:
         self.append = append
         self.machine = machine
         self.memory_mib = memory_mib
+        self.iothreads = iothreads
         self.dom = None
 
     def xml(self):
@@ -70,6 +73,8 @@ class ProbeGuest:
              "no_timer_check", "panic=-1"] +
             [f"dih.{k}={v}" for k, v in self.params.items()])
         dom = domxml.domain(self.name, self.memory_mib, self.machine)
+        if self.iothreads:
+            domxml.set_iothreads(dom, self.iothreads)
         domxml.boot_kernel(dom, environment.KERNEL, environment.INITRAMFS,
                            cmdline)
         domxml.enable_acpi(dom)

@@ -66,13 +66,22 @@ def retry(interval, timeout=None, write="retry", read="retry"):
     return Policy(driver)
 
 
+def retry_then_pause(timeout, interval=None):
+    """error_policy='stop' with retry_timeout (ms): retry, then pause
+    the domain; retry_interval too unless None."""
+    driver = {"error_policy": "stop", "retry_timeout": str(timeout)}
+    if interval is not None:
+        driver["retry_interval"] = str(interval)
+    return Policy(driver)
+
+
 REPORT = Policy({"error_policy": "report"})
 STOP = Policy({"error_policy": "stop"})
 STOP_WRITES = Policy({"error_policy": "stop", "rerror_policy": "report"})
 # The product guide's example (seed 002).
 SEED = retry(2000, 10000)
 # Retry for 30 s, then pause the domain.
-RETRY_THEN_PAUSE = Policy({"error_policy": "stop", "retry_timeout": "30000"})
+RETRY_THEN_PAUSE = retry_then_pause(30000)
 
 
 def seed_devices(bus="virtio", source="/dev/dih-e2e-storage"):

@@ -10,6 +10,8 @@ import dataclasses
 import re
 
 NUMBER = r"\d+"
+SECONDS = rf"{NUMBER}\.\d{{6}}"
+KEY = r"0x[0-9a-f]+"
 COUNT_FIELDS = ("writes", "reads", "errors", "verified", "bad", "unknown")
 COUNTS = " ".join(f"{k}=(?P<{k}>{NUMBER})" for k in COUNT_FIELDS)
 
@@ -36,6 +38,45 @@ class IO:
     @property
     def ok(self):
         return self.res == "ok"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeout:
+    """dev's SCSI command timeout was set to seconds."""
+    dev: str
+    seconds: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PR:
+    """A PERSISTENT RESERVE command (op: register, reserve, read_keys or
+    read_reservation) and its result: "ok", an errno name, a host status
+    (DID_...) or a SCSI status, with the sense key after a slash."""
+    dev: str
+    op: str
+    res: str
+
+    @property
+    def ok(self):
+        return self.res == "ok"
+
+
+@dataclasses.dataclass(frozen=True)
+class PRIn:
+    """The registered keys of dev and its reservation (holder None: no
+    reservation, type 0)."""
+    dev: str
+    keys: tuple
+    holder: int | None
+    type: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Kmsg:
+    """A kernel message, read at t on the probe's clock."""
+    t: float
+    level: int
+    message: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +124,16 @@ FORMS = [
     (Start, r"start"),
     (Disk, r"disk dev=(?P<dev>\S+)"),
     (IO, rf"io dev=(?P<dev>\S+) op=(?P<op>write|read) blk=(?P<blk>{NUMBER}) "
-         rf"t=(?P<t>{NUMBER}\.\d{{6}}) lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) "
+         rf"t=(?P<t>{SECONDS}) lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) "
          r"res=(?P<res>ok|E[A-Z0-9]+)"),
+    (Timeout, rf"timeout dev=(?P<dev>\S+) seconds=(?P<seconds>{NUMBER})"),
+    (PR, r"pr dev=(?P<dev>\S+) "
+         r"op=(?P<op>register|reserve|read_keys|read_reservation) "
+         r"res=(?P<res>ok|E[A-Z0-9]+|(?:DID|STATUS)_0x[0-9a-f]{2}|"
+         r"[A-Z_]+(?:/[A-Z_]+)?)"),
+    (PRIn, rf"prin dev=(?P<dev>\S+) keys=(?P<keys>none|{KEY}(?:,{KEY})*) "
+           rf"holder=(?P<holder>none|{KEY}) type=(?P<type>{NUMBER})"),
+    (Kmsg, rf"kmsg t=(?P<t>{SECONDS}) level=(?P<level>[0-7]) ?(?P<message>.*)"),
     (Bad, rf"bad dev=(?P<dev>\S+) blk=(?P<blk>{NUMBER}) pass=(?P<pass_>{NUMBER})"),
     (Counts, rf"pass dev=(?P<dev>\S+) pass=(?P<pass_>{NUMBER}) {COUNTS}"),
     (Counts, rf"summary dev=(?P<dev>\S+) {COUNTS}"),
@@ -95,8 +144,14 @@ FORMS = [
 PATTERNS = [(kind, re.compile(f"DIH {form}$")) for kind, form in FORMS]
 
 
-INTEGERS = {"blk", "pass_", "rc"} | set(COUNT_FIELDS)
+INTEGERS = ({"blk", "pass_", "rc", "seconds", "type", "level"}
+            | set(COUNT_FIELDS))
 FLOATS = {"t", "lat_ms"}
+
+
+def _keys(text):
+    """The keys of a comma-separated list of them, or of "none"."""
+    return () if text == "none" else tuple(int(k, 16) for k in text.split(","))
 
 
 def _convert(kind, groups):
@@ -106,6 +161,10 @@ def _convert(kind, groups):
             value = int(value)
         elif name in FLOATS:
             value = float(value)
+        elif name == "keys":
+            value = _keys(value)
+        elif name == "holder":
+            value = None if value == "none" else int(value, 16)
         values[name] = value
     return kind(**values)
 

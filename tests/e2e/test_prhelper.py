@@ -2,23 +2,33 @@
 reservations and the retry policy makes libvirt start qemu-pr-helper
 before QEMU; when QEMU then fails to start, the helper is stopped too.
 
-The machine has no SCSI device, so the LUN is a loop device: QEMU's
-scsi-block refuses it (no SG_IO) after libvirt has started the helper,
-which is exactly the failed start to prove the clean-up with. Wrappers
-around the helper and QEMU record their PIDs and start times."""
+The failed start needs no SCSI device: the LUN is a loop device, which
+QEMU's scsi-block refuses (no SG_IO) after libvirt has started the
+helper, which is exactly the failed start to prove the clean-up with. A
+guest that runs with the helper and sends reservations through it needs
+a host SCSI disk that the test may write to, named by DIH_SCSI_LUN;
+without one that test is skipped. (Reservations on a real SCSI target,
+without the helper: test_reservations.py, over iSCSI.) Wrappers around
+the helper and QEMU record their PIDs and start times."""
 
+import glob
 import os
 import subprocess
 
 import libvirt
 import pytest
 
-from dih import domxml, environment, policies
+from dih import domxml, environment, policies, probe
+from dih.fixtures import require_root
+from dih.guest import ProbeGuest
 from dih.host import Host
 from dih.process import pid_alive
 from dih.wait import wait_until
 
 POLICY = policies.retry(1000, 30000)
+SCSI_ADDRESS = {"type": "drive", "controller": 0, "bus": 0, "target": 0,
+                "unit": 0}
+KEY = 0xd1a0
 
 
 def wrapper(directory, name, real):
@@ -62,8 +72,7 @@ def test_failed_start_leaves_no_helper(loop_device, scratch):
     lun = loop_device.disk(
         "sda", "scsi", POLICY.driver, device="lun",
         source_children=[domxml.element("reservations", {"managed": "yes"})],
-        address={"type": "drive", "controller": 0, "bus": 0, "target": 0,
-                 "unit": 0})
+        address=SCSI_ADDRESS)
     dom_xml = domxml.add_devices(domxml.domain("dih-pr", emulator=qemu),
                                  domxml.controller("scsi", 0, "virtio-scsi"),
                                  lun)
@@ -92,4 +101,59 @@ def test_failed_start_leaves_no_helper(loop_device, scratch):
         assert helper_pids() - before == set()
         assert host.qemu_pids() == []
         assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+    assert helper_pids() - before == set()
+
+
+def host_scsi_disk():
+    """The host SCSI disk named by DIH_SCSI_LUN (the test writes to it and
+    reserves it), or skip saying why there is none."""
+    path = os.environ.get("DIH_SCSI_LUN")
+    if not path:
+        disks = glob.glob("/sys/class/scsi_disk/*")
+        pytest.skip("needs a host SCSI disk that the test may overwrite and "
+                    "reserve, named by DIH_SCSI_LUN=/dev/sdX: this machine "
+                    + (f"has {len(disks)} SCSI disk(s), none named"
+                       if disks else "has no SCSI disk (no kernel SCSI "
+                                     "devices: a loop device has no SG_IO)"))
+    if not os.path.exists(path):
+        pytest.fail(f"DIH_SCSI_LUN={path}: no such device")
+    return path
+
+
+def test_managed_helper_serves_running_guest(scratch):
+    """A running guest's reservations go through the managed helper: it is
+    started before QEMU and runs as long as the guest does; the guest
+    registers a key and reserves the LUN, reads both back, and writes and
+    reads its blocks with no error; destroying the domain stops the
+    helper."""
+    require_root()
+    path = host_scsi_disk()
+    before = helper_pids()
+    helper, helper_record = wrapper(scratch, "qemu-pr-helper",
+                                    environment.PR_HELPER)
+    lun = domxml.disk(
+        "block", {"dev": path}, "sda", "scsi", POLICY.driver, device="lun",
+        source_children=[domxml.element("reservations", {"managed": "yes"})],
+        address=SCSI_ADDRESS)
+    with Host("prlive", qemu_conf=f'pr_helper = "{helper}"\n') as host:
+        guest = ProbeGuest(
+            host, "dih-prlive",
+            [domxml.controller("scsi", 0, "virtio-scsi"), lun],
+            {"disks": "sda", "blocks": 8, "passes": 0, "pause_ms": 20,
+             "pr": f"{KEY:x}", "pr_read": 1}).start()
+        helpers = starts(helper_record)
+        assert len(helpers) == 1, helpers
+        pid = helpers[0][0]
+        guest.wait_disk("sda")
+        guest.assert_clean(guest.wait_pass("sda"))
+        results = {r.op: r.res for r in guest.console.records(probe.PR)}
+        assert results == {"register": "ok", "reserve": "ok",
+                           "read_keys": "ok", "read_reservation": "ok"}, \
+            results
+        prin = guest.console.records(probe.PRIn)
+        assert prin and KEY in prin[0].keys and prin[0].holder == KEY, prin
+        assert pid_alive(pid), "the helper runs while the guest does"
+        guest.dom.destroy()
+        wait_until(lambda: not pid_alive(pid), 10,
+                   f"qemu-pr-helper {pid} to exit")
     assert helper_pids() - before == set()

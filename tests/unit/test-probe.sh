@@ -1,8 +1,9 @@
 #!/bin/bash
 # The guest I/O probe on host files: its log format (src/dih-probe.c),
 # write, read back and verify; corruption detected; failed writes not
-# mistaken for corruption; a disk reported only once it is there; bad
-# parameters refused.   test-probe.sh PROBE
+# mistaken for corruption; a disk reported only once it is there; several
+# I/Os in flight, several disks at once; persistent reservation commands
+# on what is no SCSI device; bad parameters refused.   test-probe.sh PROBE
 set -u
 probe=${1:?usage: test-probe.sh PROBE}
 dir=$(mktemp -d)
@@ -16,8 +17,12 @@ expect() { # description condition...
 # Every line matches one of the documented forms.
 n='[0-9]+'
 counts="writes=$n reads=$n errors=$n verified=$n bad=$n unknown=$n"
-format="^DIH (disk dev=[^ ]+|io dev=[^ ]+ op=(write|read) blk=$n t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|bad dev=[^ ]+ blk=$n pass=$n|pass dev=[^ ]+ pass=$n $counts|summary dev=[^ ]+ $counts|error .+|warning .+|done rc=$n)\$"
+key='0x[0-9a-f]+'
+pr_op='register|reserve|read_keys|read_reservation'
+pr_res='ok|E[A-Z0-9]+|(DID|STATUS)_0x[0-9a-f]{2}|[A-Z_]+(/[A-Z_]+)?'
+format="^DIH (disk dev=[^ ]+|io dev=[^ ]+ op=(write|read) blk=$n t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|timeout dev=[^ ]+ seconds=$n|pr dev=[^ ]+ op=($pr_op) res=($pr_res)|prin dev=[^ ]+ keys=(none|$key(,$key)*) holder=(none|$key) type=$n|kmsg t=$n\\.[0-9]{6} level=[0-7] .*|bad dev=[^ ]+ blk=$n pass=$n|pass dev=[^ ]+ pass=$n $counts|summary dev=[^ ]+ $counts|error .+|warning .+|done rc=$n)\$"
 well_formed() { ! grep -Evq "$format" <<<"$1"; }
+not_grep() { ! grep -q "$@"; }
 
 truncate -s 64K "$img"
 out=$("$probe" --blocks=16 --passes=2 "$img"); rc=$?
@@ -32,6 +37,11 @@ expect "the counts after each pass" \
 expect "summary counts every block verified" \
     grep -qx 'DIH summary dev=disk.img writes=32 reads=32 errors=0 verified=32 bad=0 unknown=0' <<<"$out"
 expect "done last, rc=0" [ "$(tail -1 <<<"$out")" = "DIH done rc=0" ]
+expect "one I/O at a time: each pass writes blocks 0 to 15, then reads them" \
+    [ "$(grep -o ' op=[a-z]* blk=[0-9]*' <<<"$out" | tr -d '\n')" = \
+      "$(for p in 0 1; do for op in write read; do
+             for b in $(seq 0 15); do printf ' op=%s blk=%s' $op $b; done
+         done; done)" ]
 
 # Write generation 0 again, then corrupt one byte of block 5.
 "$probe" --blocks=16 "$img" > /dev/null
@@ -72,6 +82,87 @@ expect "a disk that appears late is probed" [ $rc = 0 ]
 expect "it is announced once it is there" \
     [ "$(head -1 <<<"$out")" = "DIH disk dev=late" ]
 
+# Each pass (the io lines before its pass line) writes every one of BLOCKS
+# blocks exactly once, then reads every one exactly once.
+once_per_pass() { # BLOCKS PASSES OUTPUT
+    awk -v blocks="$1" -v passes="$2" '
+        / io / {
+            split($4, op, "="); split($5, blk, "=")
+            if (op[2] == "write" && reads) bad = 1
+            reads += op[2] == "read"
+            n[op[2] " " blk[2]]++; ios++
+        }
+        /^DIH pass / {
+            for (b = 0; b < blocks; b++)
+                if (n["write " b] != 1 || n["read " b] != 1) bad = 1
+            if (ios != 2 * blocks) bad = 1
+            delete n; ios = reads = 0; seen++
+        }
+        END { exit bad || seen != passes }' <<<"$3"
+}
+# --depth: I/Os in flight, each block still written and read once a pass.
+deep=$dir/deep.img
+truncate -s 256K "$deep"
+for depth in 4 16; do
+    out=$("$probe" --depth=$depth --blocks=64 --passes=3 "$deep"); rc=$?
+    expect "depth=$depth: a clean run exits 0" [ $rc = 0 ]
+    expect "depth=$depth: every line has the documented format" well_formed "$out"
+    expect "depth=$depth: each block written, then read, once per pass" \
+        once_per_pass 64 3 "$out"
+    expect "depth=$depth: the counts of all workers after each pass" \
+        grep -qx 'DIH pass dev=deep.img pass=1 writes=128 reads=128 errors=0 verified=128 bad=0 unknown=0' <<<"$out"
+    expect "depth=$depth: every block verified" \
+        grep -qx 'DIH summary dev=deep.img writes=192 reads=192 errors=0 verified=192 bad=0 unknown=0' <<<"$out"
+done
+# Four workers pausing 300 ms after each I/O: the first four writes start
+# at once, the fifth only after a pause.
+out=$("$probe" --depth=4 --blocks=8 --pause_ms=300 "$deep")
+starts=$(grep -o '^DIH io dev=deep.img op=write blk=[0-9]* t=[0-9.]*' <<<"$out" |
+         sed 's/.*t=//' | sort -n)
+expect "depth=4: four I/Os in flight at once" \
+    awk 'NR == 1 { t = $1 } NR == 4 { a = $1 - t } NR == 5 { b = $1 - t }
+         END { exit !(a < 0.15 && b >= 0.3) }' <<<"$starts"
+"$probe" --blocks=16 "$img" > /dev/null
+printf 'X' | dd of="$img" bs=1 seek=$((5 * 4096 + 100)) conv=notrunc status=none
+out=$("$probe" --blocks=16 --mode=read --depth=4 "$img")
+expect "depth=4: the corrupted block is named" \
+    grep -qx 'DIH bad dev=disk.img blk=5 pass=0' <<<"$out"
+"$probe" --blocks=16 "$img" > /dev/null
+out=$(limited --blocks=16 --passes=2 --depth=4 "$img")
+expect "depth=4: no block is reported bad after failed writes" \
+    grep -qx 'DIH summary dev=disk.img writes=32 reads=32 errors=16 verified=32 bad=0 unknown=0' <<<"$out"
+
+# --parallel: the disks at the same time, done after all of them.
+clean16='writes=16 reads=16 errors=0 verified=16 bad=0 unknown=0'
+other=$dir/other.img
+truncate -s 64K "$other"
+lines_of() { grep -En "^DIH [a-z]+ dev=$1( |\$)" <<<"$out" | cut -d: -f1; }
+out=$("$probe" --blocks=16 "$img" "$other")
+expect "by default one disk after the other" \
+    [ "$(lines_of disk.img | tail -1)" -lt "$(lines_of other.img | head -1)" ]
+out=$("$probe" --parallel=1 --blocks=16 --pause_ms=10 --depth=2 "$img" "$other"); rc=$?
+expect "parallel: a clean run exits 0" [ $rc = 0 ]
+expect "parallel: every line has the documented format" well_formed "$out"
+expect "parallel: the disks' I/Os interleave" \
+    [ "$(lines_of other.img | head -1)" -lt "$(lines_of disk.img | tail -1)" ]
+for f in disk.img other.img; do
+    expect "parallel: $f announced before its I/O, all its blocks verified" \
+        [ "$(grep -E "dev=$f( |\$)" <<<"$out" | sed -n '1p;$p')" = "DIH disk dev=$f"$'\n'"DIH summary dev=$f $clean16" ]
+done
+expect "parallel: done last, rc=0" [ "$(tail -1 <<<"$out")" = "DIH done rc=0" ]
+
+# --pr on a file: every PR command fails, logged, and the I/O goes on.
+out=$("$probe" --pr=0123abcd --pr_read=1 --blocks=4 "$img"); rc=$?
+expect "pr: a failed PR command does not fail the run" [ $rc = 0 ]
+expect "pr: every line has the documented format" well_formed "$out"
+expect "pr: each PR command logged as failed, before the I/O" \
+    [ "$(sed -n 2,5p <<<"$out")" = "$(for op in register reserve read_keys read_reservation; do
+         echo "DIH pr dev=disk.img op=$op res=ENOTTY"; done)" ]
+expect "pr: no keys are reported after failed reads" \
+    not_grep '^DIH prin ' <<<"$out"
+expect "pr: the I/O goes on" \
+    grep -qx 'DIH summary dev=disk.img writes=4 reads=4 errors=0 verified=4 bad=0 unknown=0' <<<"$out"
+
 # --seconds: passes until the time is up.
 out=$("$probe" --blocks=4 --seconds=0.5 --pause_ms=10 "$img"); rc=$?
 expect "a time-bound run exits 0 after more than one pass" \
@@ -88,6 +179,12 @@ refused "an empty number is refused" --blocks=
 refused "an empty --seconds is refused" --seconds=
 refused "a negative --seconds is refused" --seconds=-1
 refused "an unknown parameter is refused" --colour=blue
+refused "depth=0 is refused" --depth=0
+refused "depth=65 is refused" --depth=65
+refused "a key not hex is refused" --pr=nothex
+refused "a key of 0 is refused" --pr=0
+refused "parallel other than 0 or 1 is refused" --parallel=2
+refused "a SCSI timeout of 0 is refused" --scsi_timeout=0
 err=$("$probe" --blocks=abc "$img" 2>&1)
 expect "a malformed number is refused by name" grep -q "bad value for --blocks: 'abc'" <<<"$err"
 
