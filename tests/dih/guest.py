@@ -166,16 +166,17 @@ class ProbeGuest:
                      state=lambda: f"state {self.dom.state()}\n"
                                    f"{self.console.tail()}")
 
-    def ride_out_outage(self, storage, hold, dev="vda"):
+    def ride_out_outage(self, storage, hold, dev="vda", target=None):
         """An outage on storage (storage.NbdDisk) that the retry policy
-        rides out: a request on dev (the guest's name, and the disk's
-        target) is held and the guest's I/O stays held for hold seconds
-        while the VM runs; after the outage the held request completes,
-        having waited at least hold seconds, and a whole pass afterwards
-        verifies with no error."""
+        rides out: a request on dev (the guest's name; target is the
+        disk's in the domain XML, dev unless given) is held and the
+        guest's I/O stays held for hold seconds while the VM runs; after
+        the outage the held request completes, having waited at least
+        hold seconds, and a whole pass afterwards verifies with no
+        error."""
         before = self.wait_pass(dev)
         storage.outage(True)
-        held = self.wait_held(dev)
+        held = self.wait_held(target or dev)
         self.assert_held(held, hold)
         storage.outage(False)
         first = self.wait_io(held, "the held I/O to complete", dev=dev)

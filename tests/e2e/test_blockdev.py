@@ -71,14 +71,7 @@ def test_seed_short_outage(block_device, host, bus):
     assert (node["driver"], node["aio"], node["cache"]["direct"]) == \
         ("host_device", "native", True), node
     guest.wait_disk(dev)
-    before = guest.wait_pass(dev)
-    block_device.outage(True)
-    held = guest.wait_held(target)
-    guest.assert_held(held, HOLD)
-    block_device.outage(False)
-    first = guest.wait_io(held, "the held I/O to complete", dev=dev)
-    assert first.ok and first.lat_ms >= HOLD * 1000, first
-    guest.assert_clean(guest.wait_pass(dev), before)
+    guest.ride_out_outage(block_device, HOLD, dev, target)
 
 
 def test_seed_long_outage_late_eio(block_device, host):
