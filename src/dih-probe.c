@@ -47,6 +47,14 @@
  *   DIH prin dev=NAME keys=none|0xKEY[,0xKEY]... holder=none|0xKEY type=N
  *       with pr_read, after both reads succeeded: the registered keys, the
  *       reservation's key and type (0 when there is none).
+ *   DIH reader dev=NAME t=SECONDS lat_ms=MS res=ok|ERRNO
+ *       with reader_ms, a read of NAME's reader (see below): its first one,
+ *       and then each one whose result differs from the one before.
+ *   DIH reset dev=NAME t=SECONDS lat_ms=MS res=ok|ERRNO
+ *       with scsi_reset, one reset of NAME's SCSI device (SG_SCSI_RESET,
+ *       SG_SCSI_RESET_DEVICE), t when it was asked for, lat_ms how long
+ *       the ioctl took; res "ok" or the ioctl's error (ENOTTY on a file or
+ *       a virtio-blk disk).
  *   DIH bad dev=NAME blk=N pass=N
  *       a successful read returned data other than the last acknowledged
  *       write of that block (or a later failed one).
@@ -93,6 +101,15 @@
  *   kmsg     1: log the kernel's messages (PID 1 only; default 0)
  *   scsi_timeout  seconds: set each disk's SCSI command timeout before its
  *            I/O (PID 1 only; default: the kernel's)
+ *   reader_ms  N: on each disk, while its workers run, a reader reads the
+ *            block after the workers' last (blocks) every N ms, one read
+ *            at a time, without checking its data. Its reads are not in
+ *            the counts and do not change rc: the errors of a disk that
+ *            reports read errors during an outage are expected. (default
+ *            0: none)
+ *   scsi_reset  N: on each disk, while its workers run, reset its SCSI
+ *            device every N seconds, the first time N seconds after its
+ *            workers start (PID 1 or not; default 0: never)
  * A bad value is refused (exit 2), or on the kernel command line warned
  * about and the parameter left at its default.
  *
@@ -145,6 +162,8 @@ struct params {
     long pr_read;
     long kmsg;
     long scsi_timeout; /* 0: the kernel's */
+    long reader_ms; /* 0: no reader */
+    long scsi_reset; /* seconds; 0: no resets */
 };
 
 struct stats {
@@ -178,6 +197,20 @@ struct worker {
     long first;
     unsigned char *buf, *want;
     struct stats st;
+};
+
+/* A thread beside a disk's workers that does one thing every period_ms
+ * until the workers are done. */
+struct beside {
+    struct disk *d;
+    long period_ms;
+    void (*tick)(struct beside *b);
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    unsigned char *buf;
+    int last; /* the reader's last result, -1 before its first read */
 };
 
 /* A disk of the command line, exercised in a thread of its own with
@@ -258,6 +291,14 @@ log_prin(const char *dev, const char *keys, const char *holder, int type)
 {
     say("DIH prin dev=%s keys=%s holder=%s type=%d\n", dev, keys, holder,
         type);
+}
+
+static void
+log_beside(const char *what, const char *dev, double start, double lat_ms,
+           int err)
+{
+    say("DIH %s dev=%s t=%.6f lat_ms=%.3f res=%s\n", what, dev, start,
+        lat_ms, err ? strerrorname_np(err) : "ok");
 }
 
 static void
@@ -375,6 +416,10 @@ set_param(struct params *p, const char *name, const char *val)
         return parse_long(val, 1, MAX_DEPTH, &p->depth);
     if (strcmp(name, "scsi_timeout") == 0)
         return parse_long(val, 1, INT32_MAX, &p->scsi_timeout);
+    if (strcmp(name, "reader_ms") == 0)
+        return parse_long(val, 0, INT32_MAX, &p->reader_ms);
+    if (strcmp(name, "scsi_reset") == 0)
+        return parse_long(val, 0, INT32_MAX, &p->scsi_reset);
     if (strcmp(name, "parallel") == 0)
         return parse_long(val, 0, 1, &p->parallel);
     if (strcmp(name, "pr_read") == 0)
@@ -700,9 +745,107 @@ work(void *opaque)
     }
 }
 
+/* The reader's tick: one read of the block after the workers'. */
+static void
+read_beside(struct beside *b)
+{
+    const struct params *p = b->d->p;
+    double start = now();
+    ssize_t r = pread(b->d->fd, b->buf, p->bs, (off_t)p->blocks * p->bs);
+    int err = r < 0 ? errno : r != p->bs ? EIO : 0;
+
+    if (err != b->last)
+        log_beside("reader", b->d->dev, start, (now() - start) * 1000, err);
+    b->last = err;
+}
+
+/* The resetter's tick: a reset of the disk's SCSI device. */
+static void
+reset_beside(struct beside *b)
+{
+    int what = SG_SCSI_RESET_DEVICE;
+    double start = now();
+    int err = ioctl(b->d->fd, SG_SCSI_RESET, &what) < 0 ? errno : 0;
+
+    log_beside("reset", b->d->dev, start, (now() - start) * 1000, err);
+}
+
+static void *
+run_beside(void *opaque)
+{
+    struct beside *b = opaque;
+    struct timespec next;
+
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    pthread_mutex_lock(&b->lock);
+    for (;;) {
+        next.tv_sec += b->period_ms / 1000;
+        next.tv_nsec += (b->period_ms % 1000) * 1000000L;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_sec++;
+            next.tv_nsec -= 1000000000L;
+        }
+        while (!b->stop &&
+               pthread_cond_timedwait(&b->cond, &b->lock, &next) != ETIMEDOUT)
+            ;
+        if (b->stop)
+            break;
+        pthread_mutex_unlock(&b->lock);
+        b->tick(b);
+        /* Never catch up on the ticks a slow one took. */
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        pthread_mutex_lock(&b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* Start b (period_ms > 0) beside d's workers; false if it cannot. */
+static bool
+start_beside(struct beside *b, struct disk *d, long period_ms,
+             void (*tick)(struct beside *b))
+{
+    pthread_condattr_t attr;
+    int err;
+
+    *b = (struct beside){ .d = d, .period_ms = period_ms, .tick = tick,
+                          .last = -1 };
+    if (posix_memalign((void **)&b->buf, 4096, d->p->bs)) {
+        say("DIH error dev=%s out of memory\n", d->dev);
+        return false;
+    }
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&b->lock, NULL);
+    if ((err = pthread_create(&b->thread, NULL, run_beside, b))) {
+        say("DIH error dev=%s thread: %s\n", d->dev, strerror(err));
+        return false;
+    }
+    return true;
+}
+
+/* Stop b, if it was started, once its current tick is done. */
+static void
+stop_beside(struct beside *b)
+{
+    if (!b->d)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->stop = true;
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->thread, NULL);
+    pthread_cond_destroy(&b->cond);
+    pthread_mutex_destroy(&b->lock);
+    free(b->buf);
+}
+
 static int
 exercise(const char *path, const char *dev, const struct params *p)
 {
+    struct beside reader = { 0 }, resetter = { 0 };
     struct disk d = { .dev = dev, .p = p, .pass = -1,
                       .deadline = p->seconds > 0 ? now() + p->seconds : 0 };
     pthread_t threads[MAX_DEPTH];
@@ -745,6 +888,11 @@ exercise(const char *path, const char *dev, const struct params *p)
     if (p->pr_read)
         pr_in(d.fd, dev);
     pthread_barrier_init(&d.barrier, NULL, p->depth);
+    if ((p->reader_ms &&
+         !start_beside(&reader, &d, p->reader_ms, read_beside)) ||
+        (p->scsi_reset &&
+         !start_beside(&resetter, &d, p->scsi_reset * 1000, reset_beside)))
+        finish(1);
     for (i = 1; i < p->depth; i++) {
         if ((err = pthread_create(&threads[i], NULL, work, &d.workers[i]))) {
             say("DIH error dev=%s worker: %s\n", dev, strerror(err));
@@ -754,6 +902,8 @@ exercise(const char *path, const char *dev, const struct params *p)
     work(&d.workers[0]);
     for (i = 1; i < p->depth; i++)
         pthread_join(threads[i], NULL);
+    stop_beside(&reader);
+    stop_beside(&resetter);
     pthread_barrier_destroy(&d.barrier);
     sum_stats(&d, &st);
     log_counts("summary", dev, -1, &st);

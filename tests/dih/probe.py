@@ -80,6 +80,35 @@ class Kmsg:
 
 
 @dataclasses.dataclass(frozen=True)
+class Reader:
+    """A read of dev's reader (the probe's reader_ms) whose result
+    differs from the one before (or its first): started at t, took
+    lat_ms, res "ok" or an errno name."""
+    dev: str
+    t: float
+    lat_ms: float
+    res: str
+
+    @property
+    def ok(self):
+        return self.res == "ok"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reset:
+    """A reset of dev's SCSI device (the probe's scsi_reset): asked for
+    at t, took lat_ms, res "ok" or an errno name."""
+    dev: str
+    t: float
+    lat_ms: float
+    res: str
+
+    @property
+    def ok(self):
+        return self.res == "ok"
+
+
+@dataclasses.dataclass(frozen=True)
 class Bad:
     dev: str
     blk: int
@@ -134,6 +163,10 @@ FORMS = [
     (PRIn, rf"prin dev=(?P<dev>\S+) keys=(?P<keys>none|{KEY}(?:,{KEY})*) "
            rf"holder=(?P<holder>none|{KEY}) type=(?P<type>{NUMBER})"),
     (Kmsg, rf"kmsg t=(?P<t>{SECONDS}) level=(?P<level>[0-7]) ?(?P<message>.*)"),
+    (Reader, rf"reader dev=(?P<dev>\S+) t=(?P<t>{SECONDS}) "
+             rf"lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) res=(?P<res>ok|E[A-Z0-9]+)"),
+    (Reset, rf"reset dev=(?P<dev>\S+) t=(?P<t>{SECONDS}) "
+            rf"lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) res=(?P<res>ok|E[A-Z0-9]+)"),
     (Bad, rf"bad dev=(?P<dev>\S+) blk=(?P<blk>{NUMBER}) pass=(?P<pass_>{NUMBER})"),
     (Counts, rf"pass dev=(?P<dev>\S+) pass=(?P<pass_>{NUMBER}) {COUNTS}"),
     (Counts, rf"summary dev=(?P<dev>\S+) {COUNTS}"),

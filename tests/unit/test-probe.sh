@@ -20,7 +20,7 @@ counts="writes=$n reads=$n errors=$n verified=$n bad=$n unknown=$n"
 key='0x[0-9a-f]+'
 pr_op='register|reserve|read_keys|read_reservation'
 pr_res='ok|E[A-Z0-9]+|(DID|STATUS)_0x[0-9a-f]{2}|[A-Z_]+(/[A-Z_]+)?'
-format="^DIH (disk dev=[^ ]+|io dev=[^ ]+ op=(write|read) blk=$n t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|timeout dev=[^ ]+ seconds=$n|pr dev=[^ ]+ op=($pr_op) res=($pr_res)|prin dev=[^ ]+ keys=(none|$key(,$key)*) holder=(none|$key) type=$n|kmsg t=$n\\.[0-9]{6} level=[0-7] .*|bad dev=[^ ]+ blk=$n pass=$n|pass dev=[^ ]+ pass=$n $counts|summary dev=[^ ]+ $counts|error .+|warning .+|done rc=$n)\$"
+format="^DIH (disk dev=[^ ]+|io dev=[^ ]+ op=(write|read) blk=$n t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|timeout dev=[^ ]+ seconds=$n|pr dev=[^ ]+ op=($pr_op) res=($pr_res)|prin dev=[^ ]+ keys=(none|$key(,$key)*) holder=(none|$key) type=$n|kmsg t=$n\\.[0-9]{6} level=[0-7] .*|(reader|reset) dev=[^ ]+ t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|bad dev=[^ ]+ blk=$n pass=$n|pass dev=[^ ]+ pass=$n $counts|summary dev=[^ ]+ $counts|error .+|warning .+|done rc=$n)\$"
 well_formed() { ! grep -Evq "$format" <<<"$1"; }
 not_grep() { ! grep -q "$@"; }
 
@@ -163,6 +163,26 @@ expect "pr: no keys are reported after failed reads" \
 expect "pr: the I/O goes on" \
     grep -qx 'DIH summary dev=disk.img writes=4 reads=4 errors=0 verified=4 bad=0 unknown=0' <<<"$out"
 
+# --reader_ms: reads beside the workers, logged when their result changes;
+# --scsi_reset: resets of what is no SCSI device, each logged as failed.
+out=$("$probe" --blocks=4 --seconds=1.2 --pause_ms=20 --reader_ms=5 --scsi_reset=1 "$img"); rc=$?
+expect "reader, resets: a run with failing resets exits 0" [ $rc = 0 ]
+expect "reader, resets: every line has the documented format" well_formed "$out"
+expect "reader: only its first read is logged while its result stays ok" \
+    [ "$(grep '^DIH reader ' <<<"$out" | sed 's/ t=.* res=/ res=/')" = "DIH reader dev=disk.img res=ok" ]
+expect "reader: its reads are not in the counts" \
+    grep -qE "^DIH summary dev=disk.img writes=($n) reads=\\1 errors=0 verified=\\1 bad=0 unknown=0\$" <<<"$out"
+expect "resets: one after 1 s, failing on a file" \
+    [ "$(grep '^DIH reset ' <<<"$out" | sed 's/ t=.* res=/ res=/')" = "DIH reset dev=disk.img res=ENOTTY" ]
+expect "resets: the first one 1 s after the workers start" \
+    awk '/^DIH reset / { sub("t=", "", $4); exit !($4 >= 1 && $4 < 1.2) }' <<<"$out"
+# The reader's block lies past the disk's end: each of its reads fails
+# (a short read counts as EIO), logged once, and the run's rc stays 0.
+truncate -s 16K "$dir/small.img"
+out=$("$probe" --blocks=4 --seconds=0.3 --pause_ms=20 --reader_ms=5 "$dir/small.img"); rc=$?
+expect "reader: its failures are logged once and leave rc 0" \
+    [ $rc = 0 -a "$(grep '^DIH reader ' <<<"$out" | sed 's/ t=.* res=/ res=/')" = "DIH reader dev=small.img res=EIO" ]
+
 # --seconds: passes until the time is up.
 out=$("$probe" --blocks=4 --seconds=0.5 --pause_ms=10 "$img"); rc=$?
 expect "a time-bound run exits 0 after more than one pass" \
@@ -185,6 +205,8 @@ refused "a key not hex is refused" --pr=nothex
 refused "a key of 0 is refused" --pr=0
 refused "parallel other than 0 or 1 is refused" --parallel=2
 refused "a SCSI timeout of 0 is refused" --scsi_timeout=0
+refused "a negative reader period is refused" --reader_ms=-1
+refused "a reset period not a number is refused" --scsi_reset=often
 err=$("$probe" --blocks=abc "$img" 2>&1)
 expect "a malformed number is refused by name" grep -q "bad value for --blocks: 'abc'" <<<"$err"
 
