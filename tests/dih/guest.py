@@ -11,6 +11,8 @@ when the workload has shown what it checks.
 import os
 import time
 
+import libvirt
+
 from . import domxml, environment, probe
 from .console import Console
 from .libvirt_api import is_running
@@ -181,6 +183,62 @@ class ProbeGuest:
         storage.outage(False)
         first = self.wait_io(held, "the held I/O to complete", dev=dev)
         assert first.ok and first.lat_ms >= hold * 1000, first
+        self.assert_clean(self.wait_pass(dev), before)
+
+    def late_error(self, storage, events, timeout, interval, dev="vda"):
+        """An outage on storage longer than the disk's retry_timeout
+        (timeout ms, retry_interval interval ms) while the probe writes
+        (mode write): a write is held for the timeout, then fails with
+        EIO in the guest, which waited as long, not less (and at most one
+        interval and 1 s more); its 'retry' and 'report' events (events:
+        the domain's EventWatcher) are as far apart, 50 ms of the host's
+        clock aside; the VM runs all along, and writes work again after
+        the outage."""
+        self.wait_pass(dev)
+        mark = len(self.console)
+        storage.outage(True)
+        failed = self.wait_io(mark, "a write to fail after the timeout",
+                              lambda io: not io.ok, dev=dev)
+        assert is_running(self.dom), self.dom.state()
+        back = len(self.console)
+        storage.outage(False)
+        self.wait_io(back, "a successful write", lambda io: io.ok, dev=dev)
+        assert failed.res == "EIO" and \
+            timeout <= failed.lat_ms <= timeout + interval + 1000, failed
+        actions = events.events()
+        start = next(e for e in actions if e.action == "retry")
+        end = next(e for e in actions if e.action == "report")
+        held_ms = (end.time - start.time) * 1000
+        assert timeout - 50 <= held_ms <= timeout + interval + 1000, \
+            f"held {held_ms:.0f} ms for retry_timeout {timeout} ms: {actions}"
+
+    def retry_then_pause(self, storage, events, timeout, dev="vda",
+                         target=None):
+        """An outage on storage with error_policy='stop' and a
+        retry_timeout of timeout ms on dev (target: its name in the
+        domain XML, dev unless given): a request is held while the VM
+        runs, then the domain pauses with reason I/O error no earlier than
+        the timeout after the wait began ('retry', then 'pause' among
+        events, the domain's EventWatcher); it stays paused when the
+        storage is back, and once resumed the request completes having
+        waited the timeout, and a whole pass verifies with no error."""
+        paused = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
+        before = self.wait_pass(dev)
+        storage.outage(True)
+        held = self.wait_held(target or dev)
+        wait_until(lambda: self.dom.state() == paused, 60,
+                   "the domain to pause on the I/O error",
+                   state=lambda: f"state {self.dom.state()}")
+        events.wait_for("pause")
+        assert events.actions()[:2] == ["retry", "pause"], events.events()
+        start, pause = events.events()[:2]
+        assert (pause.time - start.time) * 1000 >= timeout - 50, \
+            f"paused {pause.time - start.time:.2f} s after the wait began"
+        storage.outage(False)
+        assert self.dom.state() == paused, "no resume without virsh resume"
+        self.dom.resume()
+        first = self.wait_io(held, "the held I/O to complete", dev=dev)
+        assert first.ok and first.lat_ms >= timeout, first
         self.assert_clean(self.wait_pass(dev), before)
 
     def assert_clean(self, counts, since_counts=None):

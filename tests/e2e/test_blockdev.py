@@ -10,14 +10,11 @@ command line, the domain's state, disk errors and io-error events."""
 
 import json
 
-import libvirt
 import pytest
 
 from dih import domxml, policies
 from dih.events import EventWatcher
 from dih.guest import WORKLOAD, ProbeGuest
-from dih.libvirt_api import is_running
-from dih.wait import wait_until
 
 # How long an outage shorter than the seed's retry_timeout holds a
 # request, in seconds.
@@ -85,25 +82,8 @@ def test_seed_long_outage_late_eio(block_device, host):
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk(dev)
-        guest.wait_pass(dev)
-        mark = len(guest.console)
-        block_device.outage(True)
-        failed = guest.wait_io(mark, "a write to fail after the timeout",
-                               lambda io: not io.ok, dev=dev)
-        assert is_running(guest.dom), guest.dom.state()
-        back = len(guest.console)
-        block_device.outage(False)
-        guest.wait_io(back, "a successful write", lambda io: io.ok, dev=dev)
-    assert failed.res == "EIO" and SEED_TIMEOUT_MS <= failed.lat_ms <= \
-        SEED_TIMEOUT_MS + SEED_INTERVAL_MS + 1000, failed
-    actions = events.events()
-    start = next(e for e in actions if e.action == "retry")
-    end = next(e for e in actions if e.action == "report")
-    held_ms = (end.time - start.time) * 1000
-    assert SEED_TIMEOUT_MS - 50 <= held_ms <= \
-        SEED_TIMEOUT_MS + SEED_INTERVAL_MS + 1000, \
-        f"held {held_ms:.0f} ms for retry_timeout {SEED_TIMEOUT_MS} ms: " \
-        f"{actions}"
+        guest.late_error(block_device, events, SEED_TIMEOUT_MS,
+                         SEED_INTERVAL_MS, dev)
 
 
 def test_retry_then_pause(block_device, host):
@@ -120,25 +100,8 @@ def test_retry_then_pause(block_device, host):
                    "unit": 0})]
     guest = ProbeGuest(host, "dih-seed-pause", devices,
                        {**WORKLOAD, "disks": "sda"})
-    paused = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk("sda")
-        before = guest.wait_pass("sda")
-        block_device.outage(True)
-        held = guest.wait_held("sdb")
-        wait_until(lambda: guest.dom.state() == paused, 60,
-                   "the domain to pause on the I/O error",
-                   state=lambda: f"state {guest.dom.state()}")
-        events.wait_for("pause")
-        assert events.actions()[:2] == ["retry", "pause"], events.events()
-        start, pause = events.events()[:2]
-        assert (pause.time - start.time) * 1000 >= PAUSE_TIMEOUT_MS - 50, \
-            f"paused {pause.time - start.time:.2f} s after the wait began"
-        block_device.outage(False)
-        assert guest.dom.state() == paused, "no resume without virsh resume"
-        guest.dom.resume()
-        first = guest.wait_io(held, "the held I/O to complete", dev="sda")
-        counts = guest.wait_pass("sda")
-    assert first.ok and first.lat_ms >= PAUSE_TIMEOUT_MS, first
-    guest.assert_clean(counts, before)
+        guest.retry_then_pause(block_device, events, PAUSE_TIMEOUT_MS, "sda",
+                               "sdb")

@@ -21,13 +21,11 @@ Two kinds of failure reach QEMU differently:
 import re
 import time
 
-import libvirt
 import pytest
 
 from dih import domxml, policies, probe, storage
 from dih.events import EventWatcher
 from dih.guest import SETTLE, WORKLOAD, ProbeGuest
-from dih.libvirt_api import is_running
 from dih.wait import wait_until
 
 # How long an outage shorter than retry_timeout, or the target's
@@ -95,23 +93,7 @@ def test_long_outage_late_eio(iscsi_target, host):
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk(dev)
-        guest.wait_pass(dev)
-        mark = len(guest.console)
-        iscsi_target.outage(True)
-        failed = guest.wait_io(mark, "a write to fail after the timeout",
-                               lambda io: not io.ok, dev=dev)
-        assert is_running(guest.dom), guest.dom.state()
-        back = len(guest.console)
-        iscsi_target.outage(False)
-        guest.wait_io(back, "a successful write", lambda io: io.ok, dev=dev)
-    assert failed.res == "EIO" and \
-        timeout <= failed.lat_ms <= timeout + interval + 1000, failed
-    actions = events.events()
-    start = next(e for e in actions if e.action == "retry")
-    end = next(e for e in actions if e.action == "report")
-    held_ms = (end.time - start.time) * 1000
-    assert timeout - 50 <= held_ms <= timeout + interval + 1000, \
-        f"held {held_ms:.0f} ms for retry_timeout {timeout} ms: {actions}"
+        guest.late_error(iscsi_target, events, timeout, interval, dev)
 
 
 def test_retry_then_pause(iscsi_target, host):
@@ -124,28 +106,10 @@ def test_retry_then_pause(iscsi_target, host):
     timeout = 4000
     guest, dev = lun_guest(host, iscsi_target, "dih-iscsi-pause", "scsi",
                            policies.retry_then_pause(timeout, 500))
-    paused = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk(dev)
-        before = guest.wait_pass(dev)
-        iscsi_target.outage(True)
-        held = guest.wait_held(dev)
-        wait_until(lambda: guest.dom.state() == paused, 60,
-                   "the domain to pause on the I/O error",
-                   state=lambda: f"state {guest.dom.state()}")
-        events.wait_for("pause")
-        assert events.actions()[:2] == ["retry", "pause"], events.events()
-        start, pause = events.events()[:2]
-        assert (pause.time - start.time) * 1000 >= timeout - 50, \
-            f"paused {pause.time - start.time:.2f} s after the wait began"
-        iscsi_target.outage(False)
-        assert guest.dom.state() == paused, "no resume without virsh resume"
-        guest.dom.resume()
-        first = guest.wait_io(held, "the held I/O to complete", dev=dev)
-        counts = guest.wait_pass(dev)
-    assert first.ok and first.lat_ms >= timeout, first
-    guest.assert_clean(counts, before)
+        guest.retry_then_pause(iscsi_target, events, timeout, dev)
 
 
 def test_target_restart(iscsi_target, host):

@@ -28,6 +28,8 @@ INTERVAL_MS = 1000
 POLICY = policies.retry(INTERVAL_MS, 0)
 # A guest SCSI timeout that expires several times during the outage.
 SHORT_SCSI_TIMEOUT = 5
+# How often the guest resets its SCSI disk, several times during the outage.
+RESET_EVERY = 10
 # How late the held I/O may complete after the outage's end: the retry
 # interval, plus the time for the completion to reach the guest's console
 # on a slow TCG host.
@@ -133,3 +135,37 @@ def test_virtio_blk(host, nbd_disk):
                 if TROUBLE.search(k.message) or "vda" in k.message], \
         outage.kmsg
     assert outage.events == ["retry"], outage.events
+
+
+def test_scsi_guest_resets(host, nbd_disk):
+    """virtio-scsi while the guest resets its disk every RESET_EVERY s
+    (the probe's scsi_reset: SG_SCSI_RESET, which Linux's SCSI layer
+    sends to QEMU as a LOGICAL UNIT RESET task management function),
+    so that resets come while a request is held, as from a guest whose
+    error handling resets a slow device. Each reset succeeds at once
+    (QEMU completes it while the storage is still down); it drops the
+    held request, which reaches the guest's SCSI layer as a reset
+    command, and Linux sends it again: QEMU holds it anew, one more
+    'retry' event per reset, and the application's write just waits on.
+    The guest's kernel logs each reset ("device reset", then the unit
+    attention "Power-on or device reset occurred") and no I/O error;
+    after the outage the write completes, QEMU lives on and every block
+    verifies (ride_out's checks)."""
+    outage = ride_out(host, nbd_disk, "dih-scsi-reset", scsi_disk(nbd_disk),
+                      "sda", {"scsi_reset": RESET_EVERY})
+    io = outage.io
+    resets = outage.guest.console.records(probe.Reset)
+    during = [r for r in resets if io.t <= r.t <= io.t + io.lat_ms / 1000]
+    assert all(r.ok and r.lat_ms < 1000 for r in resets), resets
+    assert len(during) >= OUTAGE // RESET_EVERY - 1, (io, resets)
+    assert outage.events == ["retry"] * (len(during) + 1), \
+        (outage.events, during)
+    for reset in during:
+        logged = [k.message for k in outage.kmsg
+                  if reset.t <= k.t <= reset.t + 1]
+        assert any("device reset" == m.split(": ", 1)[-1] for m in logged) \
+            and any("Power-on or device reset occurred" in m
+                    for m in logged), (reset, outage.kmsg)
+    assert not [k for k in outage.kmsg
+                if re.search(r"I/O error|abort|timed? ?out|blocked for more",
+                             k.message, re.I)], outage.kmsg

@@ -77,6 +77,17 @@ def writes(guest, since, dev="sda"):
     return [io for io in guest.console.ios(since, dev) if io.op == "write"]
 
 
+def assert_fenced(guest):
+    """The guest's first 8 writes to sda have failed at once with a
+    reservation conflict (EBADE), and all its reads of sda worked."""
+    fenced = guest.wait_ios(0, "fenced writes", lambda io: io.op == "write",
+                            8, dev="sda")
+    assert {io.res for io in fenced} == {"EBADE"}, fenced
+    assert max(io.lat_ms for io in fenced) < AT_ONCE_MS, fenced
+    assert all(io.ok for io in guest.console.ios(0, "sda")
+               if io.op == "read"), "the guest's reads of the LUN work"
+
+
 def wait_held(guest, dev):
     """Wait until a request on dev is held (dev among the domain's disk
     errors) and no I/O line of dev has arrived for SETTLE seconds, while
@@ -118,12 +129,7 @@ def test_conflict_never_held(iscsi_target, host, scratch):
         # B sees A's key and reservation.
         seen = {r.dev: r for r in b.console.records(probe.PRIn)}
         assert seen["sda"].holder == KEY and seen["sda"].keys == (KEY,), seen
-        fenced = b.wait_ios(0, "fenced writes", lambda io: io.op == "write",
-                            8, dev="sda")
-        assert {io.res for io in fenced} == {"EBADE"}, fenced
-        assert max(io.lat_ms for io in fenced) < AT_ONCE_MS, fenced
-        assert all(io.ok for io in b.console.ios(0, "sda")
-                   if io.op == "read"), "B's reads of the LUN work"
+        assert_fenced(b)
 
         # An outage that QEMU holds on B's other disk: B's fenced writes
         # still come back at once.
@@ -173,12 +179,7 @@ def test_conflict_on_iscsi_disk_not_held(iscsi_target, host):
                        {"disks": "sda", "blocks": 8, "passes": 0,
                         "pause_ms": 20}).start()
         b.wait_disk("sda")
-        fenced = b.wait_ios(0, "fenced writes", lambda io: io.op == "write",
-                            8, dev="sda")
-        assert {io.res for io in fenced} == {"EBADE"}, fenced
-        assert max(io.lat_ms for io in fenced) < AT_ONCE_MS, fenced
-        assert all(io.ok for io in b.console.ios(0, "sda")
-                   if io.op == "read"), "B's reads of the LUN work"
+        assert_fenced(b)
         assert b.dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         assert set(events.actions()) == {"report"}, events.events()
         b.dom.destroy()
