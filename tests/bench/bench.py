@@ -47,19 +47,20 @@ inside the guest (the probe's t and lat_ms).
   request (the stamp of its console line), retry_interval 100, 500 and
   1000 ms, 24 outages each, whose lengths are spread over one interval
   so that the samples cover the phase of the retry timer; without other
-  I/O (one request held) and with (16 held). What "other I/O has
-  succeeded" can mean in this guest: an outage holds every request in
-  flight, and a worker whose request is held issues no other, so no
-  request on the disk succeeds before a held one's retry does; then the
-  other 15 are retried at once or each on its own timer, which the
-  time from the first held request's completion to each other's (guest
-  clock) shows. The 16 fail within a few milliseconds of one another,
-  so their timers fire together anyway: requests retried sooner because
-  new I/O succeeded would need a stream of requests on the same disk
-  that the outage does not hold and that succeed right after it (reads
-  with rerror_policy='report' next to held writes, say), and the probe
-  cannot run one: its workers and disks share one mode and one pause
-  and start together, so any request issued during the outage is held.
+  I/O (one request held, and 16), and with other I/O on the disk. An
+  outage holds every request in flight, and a worker whose request is
+  held issues no other, so without other I/O no request on the disk
+  succeeds before a held one's own retry; the other 15 are then retried
+  at once (the time from the first held request's completion to each
+  other's, guest clock, shows it). With other I/O: next to the held
+  write, the probe's reader (reader_ms) reads another block of the same
+  disk every 10 ms, with rerror_policy='report', so that its reads fail
+  during the outage (io-error events 'report', errors the guest sees
+  and ignores) instead of being held, and the first one after the
+  outage succeeds: the held write is then due at once, without waiting
+  for its timer. The table shows also the reader's first success after
+  the outage to the held write's completion (guest clock). Goal with
+  other I/O: p95 <= 50 ms whatever the interval.
   Bound: interval + 50 ms. latency.png: one more guest, with the
   probe's usual workload (an I/O every 20 ms), through an outage of
   1 s at retry_interval 500 ms.
@@ -119,7 +120,9 @@ COST_WINDOW = 10
 
 INTERVALS = (100, 500, 1000)
 RESUME_SAMPLES = 24
-RESUME_DEPTHS = (1, 16)
+# (label, requests held, the reader's period in ms or 0: no other I/O)
+RESUME_LOADS = (("1 held", 1, 0), ("16 held", 16, 0),
+                ("1 held, other I/O", 1, 10))
 # The shortest outage, from the moment the last request was held.
 RESUME_HOLD = 0.5
 # The picture of an outage: the interval, how long the request is held,
@@ -227,12 +230,14 @@ class Outage:
     """One outage of Bursts.outage(): the host time it ended; the held
     requests' console lines; QEMU's CPU while the guest was idle before
     (or None), while the requests were held, and from the end of the
-    outage until the last held request's line arrived."""
+    outage until the last held request's line arrived; with a reader,
+    its first successful read after the outage."""
     end: float
     lines: list
     idle_cpu: CpuUse | None
     held_cpu: CpuUse
     resume_cpu: CpuUse
+    reader: probe.Reader | None = None
 
     def latencies(self):
         """End of the outage to each held request's completion (ms)."""
@@ -245,6 +250,13 @@ class Outage:
         console takes to print the other lines."""
         return min(self.latencies()) + max(self.after_first(), default=0)
 
+    def reader_to_completion(self):
+        """The reader's first success after the outage to the first held
+        request's completion (ms, guest clock)."""
+        done = min(line.record.t + line.record.lat_ms / 1000
+                   for line in self.lines)
+        return (done - self.reader.t - self.reader.lat_ms / 1000) * 1000
+
     def after_first(self):
         """The first held request's completion to each other's (ms,
         guest clock)."""
@@ -256,21 +268,25 @@ class Outage:
 class Bursts:
     """A probe guest writing in bursts (see the module's docstring) on
     the disks devs, all on the export disk (an NbdDisk), each with
-    error_policy='retry', retry_interval interval ms and no timeout."""
+    error_policy='retry', retry_interval interval ms and no timeout. With
+    reader_ms, the probe's reader reads each disk every reader_ms ms
+    besides, and read errors are reported (rerror_policy='report')."""
 
     def __init__(self, host, disk, name, interval, depth, pause_ms,
-                 devs=("vda",)):
+                 devs=("vda",), reader_ms=0):
         self.host = host
         self.disk = disk
         self.depth = depth
         self.devs = devs
         self.pause = pause_ms / 1000
+        self.reader_ms = reader_ms
+        policy = policies.retry(interval, 0,
+                                read="report" if reader_ms else "retry")
         self.guest = ProbeGuest(host, name, [
-            disk.disk(dev, driver=policies.retry(interval, 0).driver)
-            for dev in devs],
+            disk.disk(dev, driver=policy.driver) for dev in devs],
             {"disks": ",".join(devs), "parallel": 1, "depth": depth,
              "blocks": depth, "passes": 0, "pause_ms": pause_ms,
-             "mode": "write"})
+             "mode": "write", **({"reader_ms": reader_ms} if reader_ms else {})})
         self.cpu = None
         self.accelerator = None
         self._mark = 0
@@ -333,10 +349,13 @@ class Bursts:
             idle_cpu = QemuCpu.between(a, self.cpu.sample())
             require(not self.guest.console.ios(self._mark),
                     f"the guest stayed idle for {idle} s")
-        since = len(self.events)
+        since, mark = len(self.events), self._mark
+
+        def retried():
+            return [e for e in self.events.events(since) if e.action == "retry"]
 
         def held():
-            found = [e for e in self.events.events(since) if e.action == "retry"]
+            found = retried()
             return found if len(found) >= self.requests else None
         self.disk.outage(True)
         held_at = wait_until(
@@ -351,8 +370,19 @@ class Bursts:
         end = self.disk.outage(False)
         lines = self.next_burst()
         c = self.cpu.sample()
-        require(len(self.events.events(since)) == self.requests,
+        reader = None
+        if self.reader_ms:
+            reader = wait_until(lambda: next((
+                line.record for line in self.guest.console.stamped(mark)
+                if isinstance(line.record, probe.Reader) and
+                line.record.ok and line.time > end), None),
+                IO_TIMEOUT, "the reader's first success after the outage",
+                interval=0.002, state=self.guest.console.tail)
+        require(len(retried()) == self.requests,
                 f"{self.requests} requests held, one event each: "
+                f"{self.events.events(since)}")
+        require(self.reader_ms or len(self.events.events(since)) ==
+                self.requests, "no other io-error event without a reader: "
                 f"{self.events.events(since)}")
         require(all(line.time > end for line in lines),
                 "no request completed during the outage")
@@ -362,7 +392,7 @@ class Bursts:
                 f"each held request waited the outage out ({waited:.0f} ms) "
                 f"and succeeded: {[line.text for line in lines]}")
         return Outage(end, lines, idle_cpu,
-                      QemuCpu.between(a, b), QemuCpu.between(b, c))
+                      QemuCpu.between(a, b), QemuCpu.between(b, c), reader)
 
 
 # The benchmarks: each returns its section of results.md.
@@ -492,45 +522,57 @@ def wait_cost(run):
 
 
 def resume(run):
-    """Resume latency after outages, one and 16 requests held."""
-    samples, after_first = {}, {}
+    """Resume latency after outages: one and 16 requests held, without
+    other I/O; one held with other I/O on the disk."""
+    samples, after_first, reader = {}, {}, {}
     for interval in INTERVALS:
-        for depth in RESUME_DEPTHS:
-            with Bursts(run.host, run.disk, f"dih-resume-{interval}-{depth}",
-                        interval, depth, 200) as guest:
+        for label, depth, reader_ms in RESUME_LOADS:
+            with Bursts(run.host, run.disk,
+                        f"dih-resume-{interval}-{depth}-{reader_ms}",
+                        interval, depth, 200, reader_ms=reader_ms) as guest:
                 run.accelerators.add(guest.accelerator)
                 outages = []
                 for i in range(RESUME_SAMPLES):
                     outages.append(guest.outage(
                         RESUME_HOLD + interval / 1000 * (i + 0.5) / RESUME_SAMPLES))
                     guest.next_burst()
-            samples[interval, depth] = [x for o in outages for x in o.latencies()]
-            after_first[interval, depth] = [x for o in outages
-                                            for x in o.after_first()]
-            print("resume latency, retry_interval %d ms, %d held: %s ms" % (
-                interval, depth, " ".join(
-                    "%.0f" % x for x in samples[interval, depth])), flush=True)
+            key = interval, label
+            samples[key] = [x for o in outages for x in o.latencies()]
+            after_first[key] = [x for o in outages for x in o.after_first()]
+            if reader_ms:
+                reader[key] = [o.reader_to_completion() for o in outages]
+            print("resume latency, retry_interval %d ms, %s: %s ms" % (
+                interval, label, " ".join("%.0f" % x for x in samples[key])),
+                flush=True)
     rows = []
-    for (interval, depth), s in samples.items():
-        rows.append(["%d ms" % interval, depth, len(s),
+    for (interval, label), s in samples.items():
+        key = interval, label
+        rows.append(["%d ms" % interval, label, len(s),
                      "%.0f / %.0f / %.0f" % (figures.quantile(s, 0.5),
                                              figures.quantile(s, 0.95), max(s)),
                      "%d ms" % (interval + 50),
-                     "%.1f / %.1f" % (figures.quantile(after_first[interval, depth], 0.5),
-                                      figures.quantile(after_first[interval, depth], 0.95))
-                     if depth > 1 else ""])
+                     "%.1f / %.1f" % (figures.quantile(after_first[key], 0.5),
+                                      figures.quantile(after_first[key], 0.95))
+                     if after_first[key] else "",
+                     "%.1f / %.1f" % (figures.quantile(reader[key], 0.5),
+                                      figures.quantile(reader[key], 0.95))
+                     if key in reader else ""])
     outage_timeline(run)
-    figures.resume_bars({(i, "%d held" % d): s for (i, d), s in samples.items()},
-                        os.path.join(OUT, "resume.png"))
+    figures.resume_bars(samples, os.path.join(OUT, "resume.png"))
     run.pictures.append(("resume latency against the retry interval",
                          "resume.png"))
     return "Resume latency after an outage", figures.table(
-        ["retry_interval", "requests held", "samples",
+        ["retry_interval", "load", "samples",
          "end of outage to completion: p50 / p95 / max (ms)", "bound",
-         "first held completion to the others: p50 / p95 (ms)"], rows) + (
+         "first held completion to the others: p50 / p95 (ms)",
+         "reader's first success to the held completion: p50 / p95 (ms)"],
+        rows) + (
         "\n\n%d outages per row, their lengths spread over one interval "
-        "(from %.1f s after the last request was held)." % (
-            RESUME_SAMPLES, RESUME_HOLD))
+        "(from %.1f s after the last request was held). Other I/O: the "
+        "probe's reader, one read of another block every %d ms, read errors "
+        "reported. Goal with other I/O: p95 <= 50 ms." % (
+            RESUME_SAMPLES, RESUME_HOLD,
+            next(r for _, _, r in RESUME_LOADS if r)))
 
 
 def outage_timeline(run):
