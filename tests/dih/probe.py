@@ -13,6 +13,9 @@ NUMBER = r"\d+"
 SECONDS = rf"{NUMBER}\.\d{{6}}"
 KEY = r"0x[0-9a-f]+"
 COUNT_FIELDS = ("writes", "reads", "errors", "verified", "bad", "unknown")
+# The fields of the lines of the threads beside the workers.
+BESIDE = (rf"dev=(?P<dev>\S+) t=(?P<t>{SECONDS}) "
+          rf"lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) res=(?P<res>ok|E[A-Z0-9]+)")
 COUNTS = " ".join(f"{k}=(?P<{k}>{NUMBER})" for k in COUNT_FIELDS)
 
 
@@ -80,9 +83,8 @@ class Kmsg:
 
 
 @dataclasses.dataclass(frozen=True)
-class Reader:
-    """A read of dev's reader (the probe's reader_ms) whose result
-    differs from the one before (or its first): started at t, took
+class Beside:
+    """What a thread beside dev's workers did: started at t, took
     lat_ms, res "ok" or an errno name."""
     dev: str
     t: float
@@ -94,18 +96,14 @@ class Reader:
         return self.res == "ok"
 
 
-@dataclasses.dataclass(frozen=True)
-class Reset:
-    """A reset of dev's SCSI device (the probe's scsi_reset): asked for
-    at t, took lat_ms, res "ok" or an errno name."""
-    dev: str
-    t: float
-    lat_ms: float
-    res: str
+class Reader(Beside):
+    """A read of dev's reader (the probe's reader_ms) whose result
+    differs from the one before (or its first)."""
 
-    @property
-    def ok(self):
-        return self.res == "ok"
+
+class Reset(Beside):
+    """A reset of dev's SCSI device (the probe's scsi_reset), t when it
+    was asked for."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,10 +161,8 @@ FORMS = [
     (PRIn, rf"prin dev=(?P<dev>\S+) keys=(?P<keys>none|{KEY}(?:,{KEY})*) "
            rf"holder=(?P<holder>none|{KEY}) type=(?P<type>{NUMBER})"),
     (Kmsg, rf"kmsg t=(?P<t>{SECONDS}) level=(?P<level>[0-7]) ?(?P<message>.*)"),
-    (Reader, rf"reader dev=(?P<dev>\S+) t=(?P<t>{SECONDS}) "
-             rf"lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) res=(?P<res>ok|E[A-Z0-9]+)"),
-    (Reset, rf"reset dev=(?P<dev>\S+) t=(?P<t>{SECONDS}) "
-            rf"lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) res=(?P<res>ok|E[A-Z0-9]+)"),
+    (Reader, rf"reader {BESIDE}"),
+    (Reset, rf"reset {BESIDE}"),
     (Bad, rf"bad dev=(?P<dev>\S+) blk=(?P<blk>{NUMBER}) pass=(?P<pass_>{NUMBER})"),
     (Counts, rf"pass dev=(?P<dev>\S+) pass=(?P<pass_>{NUMBER}) {COUNTS}"),
     (Counts, rf"summary dev=(?P<dev>\S+) {COUNTS}"),
