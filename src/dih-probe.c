@@ -209,7 +209,7 @@ struct beside {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop;
-    unsigned char *buf;
+    unsigned char *buf; /* the reader's, NULL for the resetter */
     int last; /* the reader's last result, -1 before its first read */
 };
 
@@ -800,17 +800,18 @@ run_beside(void *opaque)
     return NULL;
 }
 
-/* Start b (period_ms > 0) beside d's workers; false if it cannot. */
+/* Start b (period_ms > 0) beside d's workers, with a block-sized buffer
+ * if its tick reads; false if it cannot. */
 static bool
 start_beside(struct beside *b, struct disk *d, long period_ms,
-             void (*tick)(struct beside *b))
+             void (*tick)(struct beside *b), bool reads)
 {
     pthread_condattr_t attr;
     int err;
 
     *b = (struct beside){ .d = d, .period_ms = period_ms, .tick = tick,
                           .last = -1 };
-    if (posix_memalign((void **)&b->buf, 4096, d->p->bs)) {
+    if (reads && posix_memalign((void **)&b->buf, 4096, d->p->bs)) {
         say("DIH error dev=%s out of memory\n", d->dev);
         return false;
     }
@@ -889,9 +890,10 @@ exercise(const char *path, const char *dev, const struct params *p)
         pr_in(d.fd, dev);
     pthread_barrier_init(&d.barrier, NULL, p->depth);
     if ((p->reader_ms &&
-         !start_beside(&reader, &d, p->reader_ms, read_beside)) ||
+         !start_beside(&reader, &d, p->reader_ms, read_beside, true)) ||
         (p->scsi_reset &&
-         !start_beside(&resetter, &d, p->scsi_reset * 1000, reset_beside)))
+         !start_beside(&resetter, &d, p->scsi_reset * 1000, reset_beside,
+                       false)))
         finish(1);
     for (i = 1; i < p->depth; i++) {
         if ((err = pthread_create(&threads[i], NULL, work, &d.workers[i]))) {
