@@ -50,8 +50,8 @@ comp_vars=(COMP_KIND COMP_TITLE COMP_VERSION COMP_DEB_SOURCE COMP_DEB_VERSION
            COMP_DEB_SUITE COMP_DEB_PACKAGE COMP_DEB_ARCH COMP_SHA256
            COMP_APT_SOURCES COMP_PINNED COMP_FETCHED COMP_BUILD_DEPS
            COMP_BASE_DATE COMP_BASE_MESSAGE COMP_BASE_UNTRACKED
-           COMP_WORKTREE_COPY COMP_CHECK_OPTIONS COMP_MAIL_TO COMP_BLAME_TESTS
-           COMP_REGRESS_BASE CONFIGURE_ARGS)
+           COMP_WORKTREE_COPY COMP_CHECK_OPTIONS COMP_MAIL_TO COMP_CC_COMMAND
+           COMP_STABLE_CC COMP_BLAME_TESTS COMP_REGRESS_BASE CONFIGURE_ARGS)
 comp_funcs=(comp_unpack comp_configure_args comp_configure comp_post_build
             comp_test comp_blame_command)
 comp_required_series=(COMP_TITLE COMP_VERSION COMP_DEB_SOURCE COMP_DEB_VERSION
@@ -86,6 +86,7 @@ load_component() { # NAME [KIND]
     # Optional parts: empty unless the descriptor says otherwise.
     COMP_PINNED=() COMP_FETCHED=() COMP_BUILD_DEPS=() COMP_BASE_UNTRACKED=()
     COMP_WORKTREE_COPY=() COMP_CHECK_OPTIONS=() COMP_MAIL_TO=()
+    COMP_CC_COMMAND=() COMP_STABLE_CC=""
     COMP_BLAME_TESTS=() COMP_APT_SOURCES=() COMP_REGRESS_BASE=no
     comp_post_build() { :; }
     comp_blame_command() { return 1; }
@@ -115,15 +116,41 @@ load_component() { # NAME [KIND]
     fi
 }
 
-# read_series DIR: the patches DIR/series lists, in order, into the array
-# SERIES (empty without a series file).
+# read_series DIR: the series file DIR/series. It lists every patch of
+# the component in 'git am' order, grouped by series: a line 'series NAME
+# VERSION [stable]' starts one (VERSION: its reroll count; 'stable': a fix
+# for the stable branches), the lines after it name its patches, relative
+# to DIR (NAME/0001-....patch, NAME/v2-0001-....patch). Into the arrays
+# SERIES (every patch, in order), and per series, in order, SERIES_NAMES,
+# SERIES_VERSIONS, SERIES_STABLE (yes or no) and SERIES_COUNTS (its
+# number of patches). All empty without a series file; '#' starts a
+# comment.
 read_series() { # DIR
-    local list
-    SERIES=()
-    [ -f "$1/series" ] || return 0
-    list=$(sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' \
-               -e '/^$/d' "$1/series") || die "cannot read $1/series"
-    [ -z "$list" ] || mapfile -t SERIES <<<"$list"
+    local f=$1/series line n=0 words stable
+    SERIES=() SERIES_NAMES=() SERIES_VERSIONS=() SERIES_STABLE=() SERIES_COUNTS=()
+    [ -f "$f" ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        n=$((n + 1))
+        read -ra words <<<"${line%%#*}"
+        if [ ${#words[@]} = 0 ]; then
+            continue
+        elif [ "${words[0]}" = series ]; then
+            [[ ${words[1]:-} =~ ^[a-z0-9][a-z0-9._-]*$ && ${words[2]:-} =~ ^[1-9][0-9]*$ ]] &&
+                { [ ${#words[@]} = 3 ] || [ "${words[*]:3}" = stable ]; } ||
+                die "$f:$n: expected 'series NAME VERSION [stable]', not '$line'"
+            [[ " ${SERIES_NAMES[*]} " != *" ${words[1]} "* ]] ||
+                die "$f:$n: a second series '${words[1]}'"
+            stable=no
+            [ ${#words[@]} = 3 ] || stable=yes
+            SERIES_NAMES+=("${words[1]}") SERIES_VERSIONS+=("${words[2]}")
+            SERIES_STABLE+=("$stable") SERIES_COUNTS+=(0)
+        elif [ ${#words[@]} = 1 ] && [ ${#SERIES_NAMES[@]} -gt 0 ]; then
+            SERIES+=("${words[0]}")
+            SERIES_COUNTS[-1]=$((SERIES_COUNTS[-1] + 1))
+        else
+            die "$f:$n: expected a patch of a series after its 'series NAME VERSION' line, not '$line'"
+        fi
+    done < "$f" || die "cannot read $f"
 }
 
 sha256_ok() { # FILE SHA256

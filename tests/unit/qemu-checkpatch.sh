@@ -23,7 +23,7 @@ while read -r p; do
     else
         echo "ok   $p: $(grep -E '^total:' <<<"$out")"
     fi
-done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$pdir/series")
+done < <(sed -e 's/#.*//' -e '/^[[:space:]]*series[[:space:]]/d' -e '/^[[:space:]]*$/d' "$pdir/series")
 [ $n -gt 0 ] || { echo "the series lists no patch" >&2; exit 1; }
 echo "checkpatch.pl: $n patches, $bad with errors or warnings"
 exit $fail

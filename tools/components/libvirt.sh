@@ -84,14 +84,14 @@ comp_configure() { # TREE BUILD
 }
 
 # The libvirt tests that the bisect check runs at each position of the
-# series but the last: those of the areas the series touches (domain XML,
+# queue but the last: those of the areas the series touches (domain XML,
 # capabilities, command line, hotplug, monitor events, status XML, the
 # migration cookie, the schemas and the documentation's references), plus
-# every test whose tests/NAME.c a patch of the series changes. They take
-# seconds where the whole suite takes a minute; the series' tip runs the
+# every test whose tests/NAME.c a patch of patches/libvirt/ changes. They
+# take seconds where the whole suite takes a minute; the tip runs the
 # whole suite.
 libvirt_bisect_tests() {
-    local p SERIES
+    local p SERIES SERIES_NAMES SERIES_VERSIONS SERIES_STABLE SERIES_COUNTS
     read_series "$TOP/patches/libvirt"
     {
         printf '%s\n' qemuxmlconftest qemuxmlactivetest genericxml2xmltest \

@@ -39,6 +39,16 @@ COMP_BASE_UNTRACKED=(debian .pc)
 
 # --- submission (tools/submit) -------------------------------------------
 COMP_MAIL_TO=(qemu-devel@nongnu.org qemu-block@nongnu.org)
+# The Cc list of a series: this command, run in the tree the series is
+# applied to with the series' patches as arguments, prints the maintainers
+# and lists of the files they change, one a line (QEMU's
+# docs/devel/submitting-a-patch.rst).
+COMP_CC_COMMAND=(scripts/get_maintainer.pl --noroles --norolestats --nogit
+                 --nogit-fallback)
+# A series marked 'stable' in the series file goes to the stable list too,
+# and each of its commit messages carries 'Cc: <this>' (tools/series-check
+# reads this line).
+COMP_STABLE_CC=qemu-stable@nongnu.org
 
 # --- tests ---------------------------------------------------------------
 # The project's meson tests that run QEMU's tests on the patched build:
