@@ -10,7 +10,6 @@ and is stopped at the end."""
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -118,7 +117,8 @@ def live_outage(host, device, devices, target):
 
 def main():
     environment.use_libvirt_build()
-    with tempfile.TemporaryDirectory() as d, Host("demo") as host, \
+    with environment.runtime_directory("dih-demo-storage-") as d, \
+            Host("demo") as host, \
             BlockDevice(d) as device:
         devices, target = policies.seed_devices(source=device.path)
         show_seed_and_argv(host, devices)

@@ -90,7 +90,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 
 import libvirt
@@ -680,7 +679,7 @@ def main(names):
     os.makedirs(OUT, exist_ok=True)
     started, load = time.monotonic(), figures.load_average()
     sections = []
-    with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
+    with environment.runtime_directory("dih-bench-") as d, NbdDisk(d) as disk, \
             Host("bench") as host:
         run = Run(host, disk)
         for name in names or BENCHMARKS:

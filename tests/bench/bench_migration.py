@@ -14,7 +14,6 @@ time.
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import libvirt
@@ -73,7 +72,7 @@ def stats(values):
 def main():
     environment.use_libvirt_build()
     results = {}
-    with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
+    with environment.runtime_directory("dih-bench-") as d, NbdDisk(d) as disk, \
             two_hosts() as hosts:
         guest = ProbeGuest(hosts[0], "dih-mig", [disk.disk(
             target="vdb", driver=policies.retry(1000, 0).driver)], WORKLOAD,

@@ -45,7 +45,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -273,7 +272,7 @@ def main():
         if not shutil.which("valgrind"):
             raise MeasurementError(
                 "valgrind is not installed (Debian: valgrind)")
-        with tempfile.TemporaryDirectory() as tmpdir:
+        with environment.runtime_directory("dih-devpath-") as tmpdir:
             start = time.monotonic()
             blocks = wall_clock(tmpdir)
             per_heap = [instructions(tmpdir, heap, tunables)

@@ -28,7 +28,7 @@ import socket
 import subprocess
 import time
 
-from . import domxml
+from . import domxml, environment
 from .process import stop_process
 from .wait import wait_until
 
@@ -98,7 +98,8 @@ class NbdDisk(Started):
 
     def __init__(self, dirpath, name="disk", size_mib=64):
         self.img = os.path.join(dirpath, name + ".img")
-        self.sock = os.path.join(dirpath, name + ".sock")
+        self.sock = environment.socket_path(
+            os.path.join(dirpath, name + ".sock"))
         self.outage_file = os.path.join(dirpath, name + ".outage")
         self.size_mib = size_mib
         self.proc = None
@@ -310,8 +311,10 @@ class IscsiTarget(Started):
         self.lun = 1
         self.port = None
         self.proc = None
-        self._env = dict(os.environ,
-                         TGT_IPC_SOCKET=os.path.join(dirpath, name + ".tgtd"))
+        # tgtd and tgtadm add ".0" (the control port) to it.
+        ipc = os.path.join(dirpath, name + ".tgtd")
+        environment.socket_path(ipc + ".0")
+        self._env = dict(os.environ, TGT_IPC_SOCKET=ipc)
         self._log_path = os.path.join(dirpath, name + ".tgtd.log")
 
     def start(self):

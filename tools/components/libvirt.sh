@@ -64,8 +64,13 @@ comp_configure_args() { # WORKDIR: into the array CONFIGURE_ARGS
     # no_git: libvirt's meson would otherwise run 'git submodule update'.
     # Drivers the project does not use are left out, but not LXC: the
     # check-driverimpls and check-aclrules tests need its generated
-    # protocol files.
+    # protocol files. The state directory (LOCALSTATEDIR: the domains'
+    # monitor sockets, QEMU's capability probe) is a short path of its
+    # own under /run, whatever the work directory: a UNIX socket path has
+    # at most 108 bytes. Only the test library's isolated daemons use
+    # it, each with its own directory mounted there (tests/dih/host.py).
     CONFIGURE_ARGS=(-Dno_git=true "-Dprefix=$1/install/libvirt"
+        -Dlocalstatedir=/run/dih-libvirt
         -Ddriver_qemu=enabled -Ddriver_remote=enabled
         -Ddriver_libvirtd=enabled -Ddriver_network=enabled
         -Dtests=enabled -Ddocs=enabled
