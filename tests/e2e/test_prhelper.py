@@ -109,12 +109,18 @@ def host_scsi_disk():
     reserves it), or skip saying why there is none."""
     path = os.environ.get("DIH_SCSI_LUN")
     if not path:
+        need = ("needs a host SCSI disk that the test may overwrite and "
+                "reserve, named by DIH_SCSI_LUN=/dev/sdX: ")
+        if not os.path.isdir("/sys/bus/scsi"):
+            # No SCSI disk can be made here (scsi_debug, LIO's tcm_loop,
+            # a kernel iSCSI login to the tests' tgtd all need it); a loop
+            # device or an NVMe disk has no SCSI reservations.
+            pytest.skip(need + f"this machine's kernel "
+                        f"({os.uname().release}) has no SCSI subsystem "
+                        "(no /sys/bus/scsi)")
         disks = glob.glob("/sys/class/scsi_disk/*")
-        pytest.skip("needs a host SCSI disk that the test may overwrite and "
-                    "reserve, named by DIH_SCSI_LUN=/dev/sdX: this machine "
-                    + (f"has {len(disks)} SCSI disk(s), none named"
-                       if disks else "has no SCSI disk (no kernel SCSI "
-                                     "devices: a loop device has no SG_IO)"))
+        pytest.skip(need + f"this machine has {len(disks)} SCSI disk(s), "
+                    "none named")
     if not os.path.exists(path):
         pytest.fail(f"DIH_SCSI_LUN={path}: no such device")
     return path
