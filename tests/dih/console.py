@@ -71,10 +71,10 @@ class Console:
         """The last n lines as one text (for failure messages)."""
         return "\n".join(self.lines()[-n:]) or f"(nothing in {self.path})"
 
-    def wait_for(self, pattern, timeout, since=0):
+    def wait_for(self, pattern, timeout, since=0, failed=None):
         """Wait for a line from position since on that matches the
         regular expression pattern (anchored at the start); return its
-        match."""
+        match. failed is wait_until()'s."""
         regex = re.compile(pattern)
 
         def match():
@@ -84,7 +84,7 @@ class Console:
                     return m
             return None
         return wait_until(match, timeout, f"{pattern!r} in {self.path}",
-                          state=self.tail)
+                          state=self.tail, failed=failed)
 
     @contextlib.contextmanager
     def follow(self, interval, on_line=None):

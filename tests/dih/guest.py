@@ -101,17 +101,51 @@ class ProbeGuest:
         """The domain's live XML (ElementTree element)."""
         return domxml.parse(self.dom.XMLDesc(0))
 
-    # Waiting on the probe.
+    # Waiting on the probe: every wait fails at once when the guest can
+    # no longer get there (failure()).
+
+    def failure(self):
+        """Why the guest's probe can no longer reach an awaited state, or
+        None: it reported an error (DIH error), it ended with an exit
+        code other than 0, or its domain is no longer running or paused
+        (powered off, destroyed, gone)."""
+        errors = self.console.records(probe.Error)
+        if errors:
+            return f"the probe reported: DIH error {errors[0].message}"
+        done = self.console.records(probe.Done)
+        if done and done[0].rc != 0:
+            return f"the probe ended with DIH done rc={done[0].rc}"
+        if self.dom is not None:
+            try:
+                active = self.dom.isActive()
+            except libvirt.libvirtError as e:
+                return f"the domain {self.name} is gone: {e}"
+            if not active:
+                return f"the domain {self.name} is no longer running " \
+                       f"(state {self.dom.state()})"
+        return None
+
+    def wait(self, condition, timeout, what, interval=0.2):
+        """wait_until() for the guest: the failure message has the
+        console's last lines, and failure() ends the wait at once."""
+        return wait_until(condition, timeout, what, interval,
+                          state=self.console.tail, failed=self.failure)
+
+    def wait_line(self, pattern, timeout=IO_TIMEOUT, since=0):
+        """Wait for a console line (Console.wait_for) that matches
+        pattern; return its match."""
+        return self.console.wait_for(pattern, timeout, since,
+                                     failed=self.failure)
 
     def wait_disk(self, dev="vda", timeout=BOOT_TIMEOUT):
         """Wait until the probe found dev and began its I/O."""
-        self.console.wait_for(rf"DIH disk dev={dev}$", timeout)
+        self.wait_line(rf"DIH disk dev={dev}$", timeout)
 
     def wait_done(self, timeout=IO_TIMEOUT):
         """Wait for the end of a probe run of a fixed number of passes;
         return its exit code."""
-        done = wait_until(lambda: self.console.records(probe.Done), timeout,
-                          "the probe to finish", state=self.console.tail)
+        done = self.wait(lambda: self.console.records(probe.Done), timeout,
+                         "the probe to finish")
         return done[0].rc
 
     def wait_ios(self, since, what, condition=None, count=1, dev="vda",
@@ -122,8 +156,7 @@ class ProbeGuest:
             ios = [io for io in self.console.ios(since, dev)
                    if condition is None or condition(io)]
             return ios if len(ios) >= count else None
-        return wait_until(found, timeout, f"{what} on {dev}",
-                          state=self.console.tail)
+        return self.wait(found, timeout, f"{what} on {dev}")
 
     def wait_io(self, since, what, condition=None, dev="vda",
                 timeout=IO_TIMEOUT):
@@ -140,19 +173,18 @@ class ProbeGuest:
             found = [c for c in self.console.records(probe.Counts, mark)
                      if c.dev == dev]
             return found[1] if len(found) > 1 else None
-        return wait_until(second, timeout, f"a whole pass over {dev}",
-                          state=self.console.tail)
+        return self.wait(second, timeout, f"a whole pass over {dev}")
 
     def wait_held(self, target="vda", timeout=IO_TIMEOUT):
         """Wait until a request is held on the disk whose target (in the
         domain XML) is target, which libvirt then lists among the domain's
         disk errors, and the guest's I/O has stopped; return the console
         position from which on nothing arrived."""
-        wait_until(lambda: target in self.dom.diskErrors(), timeout,
-                   f"a request held on {target} (in the domain's disk "
-                   "errors)", state=self.console.tail)
-        wait_until(lambda: self._idle_for(SETTLE), timeout,
-                   "the guest's console to fall silent", interval=0.05)
+        self.wait(lambda: target in self.dom.diskErrors(), timeout,
+                  f"a request held on {target} (in the domain's disk "
+                  "errors)")
+        self.wait(lambda: self._idle_for(SETTLE), timeout,
+                  "the guest's console to fall silent", interval=0.05)
         return len(self.console)
 
     def _idle_for(self, seconds):
@@ -226,9 +258,8 @@ class ProbeGuest:
         before = self.wait_pass(dev)
         storage.outage(True)
         held = self.wait_held(target or dev)
-        wait_until(lambda: self.dom.state() == paused, 60,
-                   "the domain to pause on the I/O error",
-                   state=lambda: f"state {self.dom.state()}")
+        self.wait(lambda: self.dom.state() == paused, 60,
+                  "the domain to pause on the I/O error")
         events.wait_for("pause")
         assert events.actions()[:2] == ["retry", "pause"], events.events()
         start, pause = events.events()[:2]

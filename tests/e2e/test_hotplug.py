@@ -37,7 +37,7 @@ def test_hotplug_retry_disk_on_root_port(host, nbd_disk):
         "devices/controller[@type='pci'][@model='pcie-root-port']")
     assert len(ports) == 4
     # /init runs and waits for vda, which is not there yet.
-    guest.console.wait_for(r"DIH start$", 180)
+    guest.wait_line(r"DIH start$", 180)
     assert not [line for line in guest.console.lines()
                 if line.startswith("DIH disk")]
 

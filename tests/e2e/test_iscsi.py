@@ -26,7 +26,6 @@ import pytest
 from dih import domxml, policies, probe, storage
 from dih.events import EventWatcher
 from dih.guest import SETTLE, WORKLOAD, ProbeGuest
-from dih.wait import wait_until
 
 # How long an outage shorter than retry_timeout, or the target's
 # absence, holds a request, in seconds.
@@ -130,7 +129,7 @@ def test_target_restart(iscsi_target, host):
         before = guest.wait_pass(dev)
         mark = len(guest.console)
         down = iscsi_target.stop_tgtd()
-        wait_until(lambda: quiet(guest, SETTLE), 60,
+        guest.wait(lambda: quiet(guest, SETTLE), 60,
                    "the guest's console to fall silent", interval=0.05)
         held = len(guest.console)
         guest.assert_held(held, HOLD)

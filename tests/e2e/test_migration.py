@@ -27,7 +27,6 @@ from dih import domxml, policies
 from dih.events import EventWatcher
 from dih.guest import WORKLOAD, ProbeGuest
 from dih.migration import migrate
-from dih.wait import wait_until
 
 DOM = "dih-mig"
 POLICY = policies.retry(1000, 30000)
@@ -136,7 +135,7 @@ def test_migration_during_outage(hosts, nbd_disk, scratch):
         a_events.wait_for("retry")
         migrate(guest.dom, b)
         check_moved(guest, a, b)
-        wait_until(lambda: "vdb" in guest.dom.diskErrors(), 30,
+        guest.wait(lambda: "vdb" in guest.dom.diskErrors(), 30,
                    "vdb among the disk errors on the destination")
         guest.assert_held(held, 3, "the request stays held on the destination")
         assert "report" not in b_events.actions(), b_events.events()

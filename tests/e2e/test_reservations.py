@@ -30,7 +30,7 @@ import libvirt
 from dih import domxml, policies, probe, storage
 from dih.events import EventWatcher
 from dih.guest import IO_TIMEOUT, SETTLE, ProbeGuest
-from dih.wait import assert_stays, wait_until
+from dih.wait import assert_stays
 
 KEY = 0xa1
 POLICY = policies.retry(1000, 60000)
@@ -64,7 +64,7 @@ def reserving_guest(host, target):
                     "pr": f"{KEY:x}", "pr_read": 1}).start()
     a.wait_disk("sda")
     # pr_read's line ends the reservation commands, before any I/O.
-    a.console.wait_for(r"DIH prin dev=sda ", IO_TIMEOUT)
+    a.wait_line(r"DIH prin dev=sda ", IO_TIMEOUT)
     assert {r.op: r.res for r in a.console.records(probe.PR)} == {
         "register": "ok", "reserve": "ok", "read_keys": "ok",
         "read_reservation": "ok"}, a.console.tail()
@@ -93,8 +93,8 @@ def wait_held(guest, dev):
     errors) and no I/O line of dev has arrived for SETTLE seconds, while
     the guest's other disk goes on; return the console position from
     which on no I/O of dev arrived."""
-    wait_until(lambda: dev in guest.dom.diskErrors(), IO_TIMEOUT,
-               f"a request held on {dev}", state=guest.console.tail)
+    guest.wait(lambda: dev in guest.dom.diskErrors(), IO_TIMEOUT,
+               f"a request held on {dev}")
 
     def settled():
         lines = guest.console.stamped()
@@ -104,7 +104,7 @@ def wait_held(guest, dev):
         if last >= 0 and lines[last].time > time.monotonic() - SETTLE:
             return None
         return last + 1
-    return wait_until(settled, IO_TIMEOUT, f"{dev}'s I/O to stop",
+    return guest.wait(settled, IO_TIMEOUT, f"{dev}'s I/O to stop",
                       interval=0.05)
 
 
@@ -125,7 +125,7 @@ def test_conflict_never_held(iscsi_target, host, scratch):
                        {"disks": "sda,vda", "parallel": 1, "blocks": 8,
                         "passes": 0, "pause_ms": 20, "pr_read": 1}).start()
         b.wait_disk("vda")
-        b.console.wait_for(r"DIH prin dev=sda ", IO_TIMEOUT)
+        b.wait_line(r"DIH prin dev=sda ", IO_TIMEOUT)
         # B sees A's key and reservation.
         seen = {r.dev: r for r in b.console.records(probe.PRIn)}
         assert seen["sda"].holder == KEY and seen["sda"].keys == (KEY,), seen

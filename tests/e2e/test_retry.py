@@ -109,7 +109,7 @@ def test_read_only_retry(host, nbd_disk):
     # Start the outage early in a write phase after the first pass (so
     # that every block has data to verify): the rest of the phase's
     # writes fail, then the first read is held.
-    guest.console.wait_for(r"DIH pass dev=vda pass=0 ", 120)
+    guest.wait_line(r"DIH pass dev=vda pass=0 ", 120)
     guest.wait_io(len(guest.console), "a pass's first write",
                   lambda io: io.op == "write" and io.blk == 0)
     mark = len(guest.console)
