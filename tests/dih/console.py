@@ -127,12 +127,6 @@ class Console:
         return [io for io in self.records(probe.IO, since)
                 if dev is None or io.dev == dev]
 
-    def counts(self, dev, since=0):
-        """The probe's last counts (after a pass, or its summary) on dev
-        from position since on, or None."""
-        found = [c for c in self.records(probe.Counts, since) if c.dev == dev]
-        return found[-1] if found else None
-
     def summary(self, dev):
         """The probe's final counts on dev, or None before the end."""
         found = [c for c in self.records(probe.Counts)

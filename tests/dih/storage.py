@@ -301,8 +301,8 @@ class IscsiTarget(Started):
     once it is gone and the port refuses connections; start_tgtd()
     starts it again on the same port with the same target, LUN and ACL
     (tgtd keeps them only in memory) and returns once tgtadm answers and
-    the port accepts connections; restart() is both. Each returns the
-    host's monotonic time when done. stop() stops tgtd, then the backing
+    the port accepts connections. Each returns the host's monotonic time
+    when done. stop() stops tgtd, then the backing
     file."""
 
     def __init__(self, dirpath, name="disk", size_mib=64):
@@ -383,11 +383,6 @@ class IscsiTarget(Started):
             wait_until(lambda: not self.accepting(), 20,
                        f"port {self.port} to refuse connections")
         return time.monotonic()
-
-    def restart(self):
-        """stop_tgtd(), then start_tgtd()."""
-        self.stop_tgtd()
-        return self.start_tgtd()
 
     def disk(self, target="sda", bus="scsi", driver=None, device="disk",
              initiator=None, shareable=False, address=None):
