@@ -97,6 +97,7 @@ import libvirt
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import figures  # noqa: E402
+from figures import measured  # noqa: E402
 from dih import environment, policies, probe  # noqa: E402
 from dih.events import EventWatcher  # noqa: E402
 from dih.guest import BOOT_TIMEOUT, IO_TIMEOUT, ProbeGuest  # noqa: E402
@@ -134,12 +135,6 @@ SCALE = ((1, ("vda",)), (16, ("vda",)), (64, ("vda", "vdb")))
 SCALE_INTERVAL = 100
 SCALE_SAMPLES = 3
 SCALE_WINDOW = 5
-
-
-def require(condition, what):
-    """A measurement could not be made unless condition holds."""
-    if not condition:
-        raise RuntimeError(f"measurement failed: {what}")
 
 
 class Terminated(Exception):
@@ -346,7 +341,7 @@ class Bursts:
             a = self.cpu.sample()
             time.sleep(idle)
             idle_cpu = QemuCpu.between(a, self.cpu.sample())
-            require(not self.guest.console.ios(self._mark),
+            measured(not self.guest.console.ios(self._mark),
                     f"the guest stayed idle for {idle} s")
         since, mark = len(self.events), self._mark
 
@@ -377,16 +372,16 @@ class Bursts:
                 line.record.ok and line.time > end), None),
                 IO_TIMEOUT, "the reader's first success after the outage",
                 interval=0.002, state=self.guest.console.tail)
-        require(len(retried()) == self.requests,
+        measured(len(retried()) == self.requests,
                 f"{self.requests} requests held, one event each: "
                 f"{self.events.events(since)}")
-        require(self.reader_ms or len(self.events.events(since)) ==
+        measured(self.reader_ms or len(self.events.events(since)) ==
                 self.requests, "no other io-error event without a reader: "
                 f"{self.events.events(since)}")
-        require(all(line.time > end for line in lines),
+        measured(all(line.time > end for line in lines),
                 "no request completed during the outage")
         waited = (end - held_at) * 1000
-        require(all(line.record.ok and line.record.lat_ms >= waited
+        measured(all(line.record.ok and line.record.lat_ms >= waited
                     for line in lines),
                 f"each held request waited the outage out ({waited:.0f} ms) "
                 f"and succeeded: {[line.text for line in lines]}")
@@ -432,14 +427,14 @@ def fast_path_slices(run, name, drivers):
             rc = guest.wait_done(BOOT_TIMEOUT + 60 * FAST_ROUNDS)
     finally:
         destroy(guest.dom)
-    require(rc == 0, f"the probe verified both disks (rc={rc})")
+    measured(rc == 0, f"the probe verified both disks (rc={rc})")
     slices = []
     for record in guest.console.records((probe.Disk, probe.IO)):
         if isinstance(record, probe.Disk):
             slices.append((record.dev, []))
         else:
             slices[-1][1].append(record)
-    require([dev for dev, _ in slices] == order and
+    measured([dev for dev, _ in slices] == order and
             len(edges) == 2 * len(order),
             f"{len(order)} slices in the order {order}, each begun and ended")
     return [(dev, len(ios) / (ios[-1].t + ios[-1].lat_ms / 1000 - ios[0].t),
@@ -591,7 +586,7 @@ def outage_timeline(run):
             guest.wait_ios(held, "I/O after the outage", count=PICTURE_AFTER)
     finally:
         destroy(guest.dom)
-    require(first.ok and first.lat_ms >= PICTURE_HOLD * 1000,
+    measured(first.ok and first.lat_ms >= PICTURE_HOLD * 1000,
             f"the held I/O waited the outage out and succeeded: {first}")
     points, held_ios = [], []
     for line in guest.console.stamped():

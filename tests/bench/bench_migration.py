@@ -24,16 +24,11 @@ from dih import environment, policies  # noqa: E402
 from dih.guest import WORKLOAD, ProbeGuest  # noqa: E402
 from dih.migration import migrate, two_hosts  # noqa: E402
 from dih.storage import NbdDisk  # noqa: E402
+from figures import measured  # noqa: E402
 
 OUT_DIR = os.environ.get("DIH_BENCH_DIR",
                          os.path.join(environment.TOP, "build", "bench"))
 RUNS = int(os.environ.get("DIH_BENCH_MIGRATION_RUNS", "5"))
-
-
-def require(condition, what):
-    """A measurement could not be made unless condition holds."""
-    if not condition:
-        raise RuntimeError(f"measurement failed: {what}")
 
 
 def job_ms(dom):
@@ -55,7 +50,7 @@ def migrations(hosts, guest, runs, held):
         wall = time.monotonic() - start
         guest.reconnect(dst)
         if held:
-            require(len(guest.console.ios()) == n, "the request is still held")
+            measured(len(guest.console.ios()) == n, "the request is still held")
         out.append((wall, *job_ms(guest.dom)))
     return out
 
@@ -88,7 +83,7 @@ def main():
         disk.outage(False)
         guest.wait_io(held, "the held I/O to complete")
         counts = guest.wait_pass()
-        require(counts.errors == 0 and counts.bad == 0,
+        measured(counts.errors == 0 and counts.bad == 0,
                 f"the held request completed without a guest error: {counts}")
 
     lines = [
