@@ -29,7 +29,7 @@ import subprocess
 import time
 
 from . import domxml, environment
-from .process import stop_process
+from .process import free_port, stop_process
 from .wait import wait_until
 
 # The naming authority of the iSCSI names the tests use (RFC 3720 iqn.).
@@ -51,13 +51,6 @@ def mounted(path, pid="self"):
     path = os.path.realpath(path)
     with open(f"/proc/{pid}/mountinfo") as f:
         return any(line.split()[4] == path for line in f)
-
-
-def free_port(address):
-    """A TCP port that is free on address, for a server to bind next."""
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def iqn(name):
