@@ -19,8 +19,13 @@
  * Log format: one line per event on stdout (the serial console as PID 1),
  * fields separated by single spaces, NAME=VALUE after the first two words.
  * Every line is written by one of the log_*() functions below, whose
- * format strings the compiler checks against their arguments;
- * tests/dih/probe.py parses exactly these lines. Each line is one write(2),
+ * format strings the compiler checks against their arguments. The forms
+ * below and the parameters further down are defined once, in
+ * tests/dih/probe.py (FORMS, TOKENS, PARAMS), which parses exactly these
+ * lines; the probe unit test checks this header and set_param() against
+ * it. NAME: a device name, N: a number, SECONDS: seconds with 6
+ * decimals, MS: milliseconds with 3, ERRNO: an errno name, KEY: a key in
+ * hex (0x...), LEVEL: 0 to 7. Each line is one write(2),
  * so the lines of concurrent workers, disks and kernel messages interleave
  * only as whole lines.
  *
@@ -37,14 +42,14 @@
  *   DIH timeout dev=NAME seconds=N
  *       PID 1 only, with scsi_timeout: NAME's SCSI command timeout is now
  *       N seconds. Where NAME has none (virtio-blk), a warning instead.
- *   DIH pr dev=NAME op=register|reserve|read_keys|read_reservation res=RESULT
+ *   DIH pr dev=NAME op=register|reserve|read_keys|read_reservation res=ok|ERRNO|STATUS
  *       one SCSI PERSISTENT RESERVE command sent through SG_IO, before
- *       NAME's I/O; RESULT is "ok", the errno name of SG_IO itself (ENOTTY
- *       on a file), the host status (DID_TIME_OUT, ...), or the SCSI status
- *       (RESERVATION_CONFLICT, ...), with the sense key for CHECK_CONDITION
- *       (CHECK_CONDITION/ILLEGAL_REQUEST). A UNIT ATTENTION is retried.
+ *       NAME's I/O; res is "ok", the errno name of SG_IO itself (ENOTTY
+ *       on a file), or STATUS: the host status (DID_TIME_OUT, ...), or the
+ *       SCSI status (RESERVATION_CONFLICT, ...), with the sense key for
+ *       CHECK_CONDITION (CHECK_CONDITION/ILLEGAL_REQUEST). A UNIT ATTENTION is retried.
  *       The I/O goes on whatever the result.
- *   DIH prin dev=NAME keys=none|0xKEY[,0xKEY]... holder=none|0xKEY type=N
+ *   DIH prin dev=NAME keys=none|KEY[,KEY]... holder=none|KEY type=N
  *       with pr_read, after both reads succeeded: the registered keys, the
  *       reservation's key and type (0 when there is none).
  *   DIH reader dev=NAME t=SECONDS lat_ms=MS res=ok|ERRNO
@@ -72,7 +77,7 @@
  *   DIH warning MESSAGE
  *       something the run survives (an unloadable module, a disk without
  *       a SCSI command timeout to set).
- *   DIH kmsg t=SECONDS level=N MESSAGE
+ *   DIH kmsg t=SECONDS level=LEVEL MESSAGE
  *       PID 1 only, with kmsg: a message of the kernel's log (from the
  *       probe's start on, whatever the console loglevel). t is when the
  *       probe read it, on the clock of the io lines' t (a few ms after the

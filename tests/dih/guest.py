@@ -60,6 +60,10 @@ class ProbeGuest:
         self.devices = list(devices)
         self.params = {"disks": "vda",
                        **(WORKLOAD if params is None else params)}
+        unknown = sorted(set(self.params) - set(probe.PARAMS))
+        if unknown:
+            raise ValueError(f"the probe has no parameter {unknown}: "
+                             f"it knows {probe.PARAMS}")
         self.console = Console(console or os.path.join(host.dir,
                                                        name + ".console"))
         self.append = append

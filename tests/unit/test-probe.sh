@@ -11,14 +11,14 @@ trap 'rm -rf "$dir"' EXIT
 img=$dir/disk.img
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-# Every line matches one of the documented forms.
-n='[0-9]+'
-counts="writes=$n reads=$n errors=$n verified=$n bad=$n unknown=$n"
-key='0x[0-9a-f]+'
-pr_op='register|reserve|read_keys|read_reservation'
-pr_res='ok|E[A-Z0-9]+|(DID|STATUS)_0x[0-9a-f]{2}|[A-Z_]+(/[A-Z_]+)?'
-format="^DIH (disk dev=[^ ]+|io dev=[^ ]+ op=(write|read) blk=$n t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|timeout dev=[^ ]+ seconds=$n|pr dev=[^ ]+ op=($pr_op) res=($pr_res)|prin dev=[^ ]+ keys=(none|$key(,$key)*) holder=(none|$key) type=$n|kmsg t=$n\\.[0-9]{6} level=[0-7] .*|(reader|reset) dev=[^ ]+ t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|bad dev=[^ ]+ blk=$n pass=$n|pass dev=[^ ]+ pass=$n $counts|summary dev=[^ ]+ $counts|error .+|warning .+|done rc=$n)\$"
-well_formed() { ! grep -Evq "$format" <<<"$1"; }
+# Every line is a probe line of a form the one grammar defines
+# (tests/dih/probe.py's FORMS), which the C file's header documents.
+probe_py=$(dirname "$0")/../dih/probe.py
+source=$(dirname "$0")/../../src/dih-probe.c
+well_formed() { "$probe_py" --lines <<<"$1"; }
+
+expect "the header of src/dih-probe.c documents the forms and parameters of tests/dih/probe.py, set_param() knows exactly those parameters" \
+    "$probe_py" --check-source "$source"
 
 truncate -s 64K "$img"
 out=$("$probe" --blocks=16 --passes=2 "$img"); rc=$?
@@ -167,7 +167,7 @@ expect "reader, resets: every line has the documented format" well_formed "$out"
 expect "reader: only its first read is logged while its result stays ok" \
     [ "$(grep '^DIH reader ' <<<"$out" | sed 's/ t=.* res=/ res=/')" = "DIH reader dev=disk.img res=ok" ]
 expect "reader: its reads are not in the counts" \
-    grep -qE "^DIH summary dev=disk.img writes=($n) reads=\\1 errors=0 verified=\\1 bad=0 unknown=0\$" <<<"$out"
+    grep -qE "^DIH summary dev=disk.img writes=([0-9]+) reads=\\1 errors=0 verified=\\1 bad=0 unknown=0\$" <<<"$out"
 expect "resets: one after 1 s, failing on a file" \
     [ "$(grep '^DIH reset ' <<<"$out" | sed 's/ t=.* res=/ res=/')" = "DIH reset dev=disk.img res=ENOTTY" ]
 expect "resets: the first one 1 s after the workers start" \
