@@ -15,9 +15,8 @@ export DIH_WORK=${DIH_WORK:-$top/work}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bisect-check.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/copy/tests"
+mkdir -p "$tmp/copy"
 cp -a "$top/tools" "$top/patches" "$tmp/copy/"
-cp -a "$top/tests/unit" "$tmp/copy/tests/"
 pq=$tmp/copy/tools/pq
 
 # shellcheck source=lib.sh

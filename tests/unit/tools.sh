@@ -22,9 +22,8 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tools-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 copy=$tmp/copy
-mkdir -p "$copy/tests"
+mkdir -p "$copy"
 cp -a "$top/tools" "$top/patches" "$top/dih" "$copy/"
-cp -a "$top/tests/unit" "$copy/tests/"
 pq=$copy/tools/pq
 
 # shellcheck source=lib.sh
@@ -148,13 +147,13 @@ out=$("$copy/dih" blame --dry-run "$log" 2>&1); rc=$?
 expect "./dih blame: libvirt's failed tests, by name" \
     has "$out" "tools/pq blame libvirt -- meson test -C @BUILD@ --no-rebuild --print-errorlogs virschematest qemuxmlconftest"
 expect "./dih blame: QEMU's tests" \
-    has "$out" "tools/pq blame qemu -- $copy/tests/unit/qemu-tests.sh @BUILD@"
+    has "$out" "tools/pq blame qemu -- $copy/tools/components/tests/qemu-tests.sh @BUILD@"
 expect "./dih blame: nothing for a test no component runs" \
     [ "$(grep -c '^tools/pq blame' <<<"$out")" = 2 ]
 sed -i 's/\\nfailing: [^\\]*//' "$log"
 out=$("$copy/dih" blame --dry-run "$log" 2>&1)
 expect "./dih blame: libvirt's whole suite when no test is named" \
-    has "$out" "tools/pq blame libvirt -- $copy/tests/unit/libvirt-tests.sh @BUILD@ full"
+    has "$out" "tools/pq blame libvirt -- $copy/tools/components/tests/libvirt-tests.sh @BUILD@ full"
 out=$(grep -v '"FAIL"\|"TIMEOUT"' "$log" > "$tmp/ok.json"; "$copy/dih" blame "$tmp/ok.json" 2>&1); rc=$?
 expect "./dih blame: a run without failures blames nothing" \
     succeeded $rc "no failed test" "$out"

@@ -117,16 +117,16 @@ comp_test() { # BUILD all|full|selected
     if [ "$2" = selected ]; then
         list=$(libvirt_bisect_tests) || return 1
         mapfile -t tests <<<"$list"
-        "$TOP/tests/unit/libvirt-tests.sh" "$1" selected "${tests[@]}"
+        "$COMPONENTS_DIR/tests/libvirt-tests.sh" "$1" selected "${tests[@]}"
     else
-        "$TOP/tests/unit/libvirt-tests.sh" "$1" "$2"
+        "$COMPONENTS_DIR/tests/libvirt-tests.sh" "$1" "$2"
     fi
 }
 
 # The command that 'tools/pq blame libvirt' runs at each position when the
 # meson test TEST failed with the output in FILE, into the array
 # BLAME_COMMAND (@BUILD@: the build of the position): the libvirt tests
-# that failed (tests/unit/libvirt-tests.sh names them on its last
+# that failed (tools/components/tests/libvirt-tests.sh names them on its last
 # 'failing:' line), or the whole suite.
 comp_blame_command() { # TEST FILE
     local names=()
@@ -134,6 +134,6 @@ comp_blame_command() { # TEST FILE
     if [ ${#names[@]} -gt 0 ]; then
         BLAME_COMMAND=(meson test -C @BUILD@ --no-rebuild --print-errorlogs "${names[@]}")
     else
-        BLAME_COMMAND=("$TOP/tests/unit/libvirt-tests.sh" @BUILD@ full)
+        BLAME_COMMAND=("$COMPONENTS_DIR/tests/libvirt-tests.sh" @BUILD@ full)
     fi
 }
