@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dih import domxml, environment, policies  # noqa: E402
+from dih import domxml, environment, policies, scenarios  # noqa: E402
 from dih.events import EventWatcher  # noqa: E402
 from dih.guest import ProbeGuest  # noqa: E402
 from dih.host import Host  # noqa: E402
@@ -112,7 +112,7 @@ def live_outage(host, device, devices, target):
     say(f"\n== result: the guest saw {counts.errors} errors, "
         f"{counts.verified - before.verified} more blocks read back and "
         f"verified; the held I/O waited {first.lat_ms:.0f} ms")
-    guest.assert_clean(counts, before)
+    scenarios.assert_clean(counts, before)
 
 
 def main():

@@ -11,7 +11,7 @@ import collections
 import contextlib
 import time
 
-from dih import domxml, policies, probe
+from dih import domxml, policies, probe, scenarios
 from dih.events import EventWatcher
 from dih.guest import ProbeGuest
 from dih.libvirt_api import qemu_monitor
@@ -115,7 +115,7 @@ def ride_out_deep_outage(guest, disks, targets):
         guest.wait(lambda: guest.dom.diskErrors() == {}, 60,
                    "no disk error once every held request completed")
         for target in targets:
-            guest.assert_clean(guest.wait_pass(target), before[target])
+            scenarios.assert_clean(guest.wait_pass(target), before[target])
             long = [io for io in guest.console.ios(held, target)
                     if io.lat_ms >= waited]
             assert len(long) == DEPTH, long

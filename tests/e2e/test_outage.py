@@ -4,7 +4,7 @@ retry: the outage machinery itself is proved here."""
 
 import libvirt
 
-from dih import policies
+from dih import policies, scenarios
 from dih.guest import ProbeGuest
 
 
@@ -46,4 +46,4 @@ def test_stop_policy_pauses_vm(host, nbd_disk):
     assert "vda" in guest.dom.diskErrors()
     nbd_disk.outage(False)
     guest.dom.resume()
-    guest.assert_clean(guest.wait_pass(), before)
+    scenarios.assert_clean(guest.wait_pass(), before)

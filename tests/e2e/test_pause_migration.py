@@ -10,7 +10,7 @@ import os
 
 import libvirt
 
-from dih import domxml, policies
+from dih import domxml, policies, scenarios
 from dih.events import EventWatcher
 from dih.guest import WORKLOAD, ProbeGuest
 from dih.libvirt_api import qemu_monitor
@@ -77,6 +77,6 @@ def test_paused_domain_migrates_and_resumes(hosts, nbd_disk, scratch):
         assert first.ok and \
             TIMEOUT_MS <= first.lat_ms < TIMEOUT_MS + WATCH * 1000, first
         assert guest.dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-        guest.assert_clean(guest.wait_pass(), before)
+        scenarios.assert_clean(guest.wait_pass(), before)
         assert b_events.actions() == [], b_events.events()
         assert a.domain_names() == [] and not a.qemu_pids()

@@ -27,7 +27,7 @@ import time
 
 import libvirt
 
-from dih import domxml, policies, probe, storage
+from dih import domxml, policies, probe, scenarios, storage
 from dih.events import EventWatcher
 from dih.guest import IO_TIMEOUT, SETTLE, ProbeGuest
 from dih.wait import assert_stays
@@ -40,17 +40,13 @@ AT_ONCE_MS = 250
 HOLD = 3
 
 
-ADDRESS = {"type": "drive", "controller": 0, "bus": 0, "target": 0,
-           "unit": 0}
-
-
 def shared_lun(target, initiator, device="lun"):
     """The reserved LUN as the guest with this initiator name sees it:
     sda, scsi-block (device='lun') or scsi-hd (device='disk'), shared,
     with the retry policy."""
     return target.disk("sda", "scsi", POLICY.driver, device=device,
                        initiator=storage.iqn(initiator), shareable=True,
-                       address=ADDRESS)
+                       address=domxml.SCSI_DRIVE)
 
 
 def reserving_guest(host, target):
@@ -148,7 +144,7 @@ def test_conflict_never_held(iscsi_target, host, scratch):
         other.outage(False)
         first = b.wait_io(held, "the held request on vda", dev="vda")
         assert first.ok and first.lat_ms >= HOLD * 1000, first
-        b.assert_clean(b.wait_pass("vda"))
+        scenarios.assert_clean(b.wait_pass("vda"))
 
         live = b.live_xml()
         aliases = {t: domxml.find_disk(live, t).find("alias").get("name")
@@ -161,7 +157,7 @@ def test_conflict_never_held(iscsi_target, host, scratch):
             "no write of B's reached the reserved LUN"
         b.dom.destroy()
 
-    a.assert_clean(a.wait_pass("sda"), a_before)
+    scenarios.assert_clean(a.wait_pass("sda"), a_before)
 
 
 def test_conflict_on_iscsi_disk_not_held(iscsi_target, host):
@@ -183,4 +179,4 @@ def test_conflict_on_iscsi_disk_not_held(iscsi_target, host):
         assert b.dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         assert set(events.actions()) == {"report"}, events.events()
         b.dom.destroy()
-    a.assert_clean(a.wait_pass("sda"), a_before)
+    scenarios.assert_clean(a.wait_pass("sda"), a_before)
