@@ -325,10 +325,9 @@ class Bursts:
                     if all(c == self.depth for c in count.values()):
                         return self._mark + n + 1, lines
             return None
-        self._mark, lines = wait_until(
+        self._mark, lines = self.guest.wait(
             burst, self.pause + IO_TIMEOUT, f"a burst of {self.depth} "
-            f"writes on each of {', '.join(self.devs)}", interval=0.002,
-            state=self.guest.console.tail)
+            f"writes on each of {', '.join(self.devs)}", interval=0.002)
         return lines
 
     def outage(self, hold, idle=0):
@@ -342,7 +341,7 @@ class Bursts:
             time.sleep(idle)
             idle_cpu = QemuCpu.between(a, self.cpu.sample())
             measured(not self.guest.console.ios(self._mark),
-                    f"the guest stayed idle for {idle} s")
+                     f"the guest stayed idle for {idle} s")
         since, mark = len(self.events), self._mark
 
         def retried():
@@ -357,7 +356,8 @@ class Bursts:
             f"{self.requests} held requests ('retry' io-error events)",
             interval=0.002,
             state=lambda: "io-error events by action: %s" % dict(
-                collections.Counter(self.events.actions(since))))[-1].time
+                collections.Counter(self.events.actions(since))),
+            failed=self.guest.failure)[-1].time
         a = self.cpu.sample()
         time.sleep(max(0, held_at + hold - time.monotonic()))
         b = self.cpu.sample()
@@ -366,25 +366,25 @@ class Bursts:
         c = self.cpu.sample()
         reader = None
         if self.reader_ms:
-            reader = wait_until(lambda: next((
+            reader = self.guest.wait(lambda: next((
                 line.record for line in self.guest.console.stamped(mark)
                 if isinstance(line.record, probe.Reader) and
                 line.record.ok and line.time > end), None),
                 IO_TIMEOUT, "the reader's first success after the outage",
-                interval=0.002, state=self.guest.console.tail)
+                interval=0.002)
         measured(len(retried()) == self.requests,
-                f"{self.requests} requests held, one event each: "
-                f"{self.events.events(since)}")
+                 f"{self.requests} requests held, one event each: "
+                 f"{self.events.events(since)}")
         measured(self.reader_ms or len(self.events.events(since)) ==
-                self.requests, "no other io-error event without a reader: "
-                f"{self.events.events(since)}")
+                 self.requests, "no other io-error event without a reader: "
+                 f"{self.events.events(since)}")
         measured(all(line.time > end for line in lines),
-                "no request completed during the outage")
+                 "no request completed during the outage")
         waited = (end - held_at) * 1000
         measured(all(line.record.ok and line.record.lat_ms >= waited
-                    for line in lines),
-                f"each held request waited the outage out ({waited:.0f} ms) "
-                f"and succeeded: {[line.text for line in lines]}")
+                     for line in lines),
+                 f"each held request waited the outage out ({waited:.0f} ms) "
+                 f"and succeeded: {[line.text for line in lines]}")
         return Outage(end, lines, idle_cpu,
                       QemuCpu.between(a, b), QemuCpu.between(b, c), reader)
 
@@ -435,8 +435,8 @@ def fast_path_slices(run, name, drivers):
         else:
             slices[-1][1].append(record)
     measured([dev for dev, _ in slices] == order and
-            len(edges) == 2 * len(order),
-            f"{len(order)} slices in the order {order}, each begun and ended")
+             len(edges) == 2 * len(order),
+             f"{len(order)} slices in the order {order}, each begun and ended")
     return [(dev, len(ios) / (ios[-1].t + ios[-1].lat_ms / 1000 - ios[0].t),
              len(ios) / QemuCpu.between(edges[2 * n], edges[2 * n + 1]).total)
             for n, (dev, ios) in enumerate(slices)]
@@ -587,7 +587,7 @@ def outage_timeline(run):
     finally:
         destroy(guest.dom)
     measured(first.ok and first.lat_ms >= PICTURE_HOLD * 1000,
-            f"the held I/O waited the outage out and succeeded: {first}")
+             f"the held I/O waited the outage out and succeeded: {first}")
     points, held_ios = [], []
     for line in guest.console.stamped():
         if isinstance(line.record, probe.IO):

@@ -84,7 +84,7 @@ def main():
         guest.wait_io(held, "the held I/O to complete")
         counts = guest.wait_pass()
         measured(counts.errors == 0 and counts.bad == 0,
-                f"the held request completed without a guest error: {counts}")
+                 f"the held request completed without a guest error: {counts}")
 
     lines = [
         "# Live migration with error_policy='retry'",
