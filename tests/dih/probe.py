@@ -58,18 +58,22 @@ class Disk:
     dev: str
 
 
+class Result:
+    """A record with a result, res: "ok" or what failed."""
+
+    @property
+    def ok(self):
+        return self.res == "ok"
+
+
 @dataclasses.dataclass(frozen=True)
-class IO:
+class IO(Result):
     dev: str
     op: str
     blk: int
     t: float
     lat_ms: float
     res: str
-
-    @property
-    def ok(self):
-        return self.res == "ok"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,17 +84,13 @@ class Timeout:
 
 
 @dataclasses.dataclass(frozen=True)
-class PR:
+class PR(Result):
     """A PERSISTENT RESERVE command (op: register, reserve, read_keys or
     read_reservation) and its result: "ok", an errno name, a host status
     (DID_...) or a SCSI status, with the sense key after a slash."""
     dev: str
     op: str
     res: str
-
-    @property
-    def ok(self):
-        return self.res == "ok"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,17 +112,13 @@ class Kmsg:
 
 
 @dataclasses.dataclass(frozen=True)
-class Beside:
+class Beside(Result):
     """What a thread beside dev's workers did: started at t, took
     lat_ms, res "ok" or an errno name."""
     dev: str
     t: float
     lat_ms: float
     res: str
-
-    @property
-    def ok(self):
-        return self.res == "ok"
 
 
 class Reader(Beside):
