@@ -19,8 +19,13 @@
  * Log format: one line per event on stdout (the serial console as PID 1),
  * fields separated by single spaces, NAME=VALUE after the first two words.
  * Every line is written by one of the log_*() functions below, whose
- * format strings the compiler checks against their arguments;
- * tests/dih/probe.py parses exactly these lines. Each line is one write(2),
+ * format strings the compiler checks against their arguments. The forms
+ * below and the parameters further down are defined once, in
+ * tests/dih/probe.py (FORMS, TOKENS, PARAMS), which parses exactly these
+ * lines; the probe unit test checks this header and set_param() against
+ * it. NAME: a device name, N: a number, SECONDS: seconds with 6
+ * decimals, MS: milliseconds with 3, ERRNO: an errno name, KEY: a key in
+ * hex (0x...), LEVEL: 0 to 7. Each line is one write(2),
  * so the lines of concurrent workers, disks and kernel messages interleave
  * only as whole lines.
  *
@@ -37,14 +42,14 @@
  *   DIH timeout dev=NAME seconds=N
  *       PID 1 only, with scsi_timeout: NAME's SCSI command timeout is now
  *       N seconds. Where NAME has none (virtio-blk), a warning instead.
- *   DIH pr dev=NAME op=register|reserve|read_keys|read_reservation res=RESULT
+ *   DIH pr dev=NAME op=register|reserve|read_keys|read_reservation res=ok|ERRNO|STATUS
  *       one SCSI PERSISTENT RESERVE command sent through SG_IO, before
- *       NAME's I/O; RESULT is "ok", the errno name of SG_IO itself (ENOTTY
- *       on a file), the host status (DID_TIME_OUT, ...), or the SCSI status
- *       (RESERVATION_CONFLICT, ...), with the sense key for CHECK_CONDITION
- *       (CHECK_CONDITION/ILLEGAL_REQUEST). A UNIT ATTENTION is retried.
+ *       NAME's I/O; res is "ok", the errno name of SG_IO itself (ENOTTY
+ *       on a file), or STATUS: the host status (DID_TIME_OUT, ...), or the
+ *       SCSI status (RESERVATION_CONFLICT, ...), with the sense key for
+ *       CHECK_CONDITION (CHECK_CONDITION/ILLEGAL_REQUEST). A UNIT ATTENTION is retried.
  *       The I/O goes on whatever the result.
- *   DIH prin dev=NAME keys=none|0xKEY[,0xKEY]... holder=none|0xKEY type=N
+ *   DIH prin dev=NAME keys=none|KEY[,KEY]... holder=none|KEY type=N
  *       with pr_read, after both reads succeeded: the registered keys, the
  *       reservation's key and type (0 when there is none).
  *   DIH reader dev=NAME t=SECONDS lat_ms=MS res=ok|ERRNO
@@ -67,11 +72,12 @@
  *       unknown: successful reads of a block that no acknowledged write
  *       had reached yet (its data cannot be checked).
  *   DIH error MESSAGE
- *       NAME could not be exercised, or a parameter is invalid.
+ *       NAME could not be exercised, or a parameter is unknown or invalid
+ *       (the run then ends with rc 2).
  *   DIH warning MESSAGE
- *       something the run survives (an unloadable module, an unknown
- *       parameter on the kernel command line).
- *   DIH kmsg t=SECONDS level=N MESSAGE
+ *       something the run survives (an unloadable module, a disk without
+ *       a SCSI command timeout to set).
+ *   DIH kmsg t=SECONDS level=LEVEL MESSAGE
  *       PID 1 only, with kmsg: a message of the kernel's log (from the
  *       probe's start on, whatever the console loglevel). t is when the
  *       probe read it, on the clock of the io lines' t (a few ms after the
@@ -110,8 +116,9 @@
  *   scsi_reset  N: on each disk, while its workers run, reset its SCSI
  *            device every N seconds, the first time N seconds after its
  *            workers start (PID 1 or not; default 0: never)
- * A bad value is refused (exit 2), or on the kernel command line warned
- * about and the parameter left at its default.
+ * An unknown name or a bad value is refused: exit 2, or on the kernel
+ * command line a "DIH error" line for each, then "DIH done rc=2" before
+ * any I/O.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -258,6 +265,47 @@ say(const char *fmt, ...)
 }
 
 /* The log lines of the format documented above, one function each. */
+
+static void
+log_start(void)
+{
+    say("DIH start\n");
+}
+
+static void log_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void log_warning(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* "DIH error MESSAGE" or "DIH warning MESSAGE". */
+static void
+log_message(const char *kind, const char *fmt, va_list ap)
+{
+    char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    say("DIH %s %s\n", kind, msg);
+}
+
+static void
+log_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_message("error", fmt, ap);
+    va_end(ap);
+}
+
+static void
+log_warning(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_message("warning", fmt, ap);
+    va_end(ap);
+}
 
 static void
 log_disk(const char *dev)
@@ -670,7 +718,7 @@ set_scsi_timeout(const char *dev, long seconds)
     n = snprintf(val, sizeof(val), "%ld\n", seconds);
     fd = open(path, O_WRONLY);
     if (fd < 0 || write(fd, val, n) != n)
-        say("DIH warning dev=%s scsi_timeout: %s: %s\n", dev, path,
+        log_warning("dev=%s scsi_timeout: %s: %s", dev, path,
             strerror(errno));
     else
         log_timeout(dev, seconds);
@@ -812,7 +860,7 @@ start_beside(struct beside *b, struct disk *d, long period_ms,
     *b = (struct beside){ .d = d, .period_ms = period_ms, .tick = tick,
                           .last = -1 };
     if (reads && posix_memalign((void **)&b->buf, 4096, d->p->bs)) {
-        say("DIH error dev=%s out of memory\n", d->dev);
+        log_error("dev=%s out of memory", d->dev);
         return false;
     }
     pthread_condattr_init(&attr);
@@ -821,7 +869,7 @@ start_beside(struct beside *b, struct disk *d, long period_ms,
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&b->lock, NULL);
     if ((err = pthread_create(&b->thread, NULL, run_beside, b))) {
-        say("DIH error dev=%s thread: %s\n", d->dev, strerror(err));
+        log_error("dev=%s thread: %s", d->dev, strerror(err));
         return false;
     }
     return true;
@@ -857,7 +905,7 @@ exercise(const char *path, const char *dev, const struct params *p)
 
     d.fd = open(path, O_RDWR | O_DIRECT | O_SYNC);
     if (d.fd < 0) {
-        say("DIH error dev=%s open: %s\n", dev, strerror(errno));
+        log_error("dev=%s open: %s", dev, strerror(errno));
         return -1;
     }
     d.blocks = calloc(p->blocks, sizeof(*d.blocks));
@@ -870,7 +918,7 @@ exercise(const char *path, const char *dev, const struct params *p)
             break;
     }
     if (!d.blocks || !d.workers || i < p->depth) {
-        say("DIH error dev=%s out of memory\n", dev);
+        log_error("dev=%s out of memory", dev);
         goto cleanup;
     }
     for (blk = 0; blk < p->blocks; blk++) {
@@ -897,7 +945,7 @@ exercise(const char *path, const char *dev, const struct params *p)
         finish(1);
     for (i = 1; i < p->depth; i++) {
         if ((err = pthread_create(&threads[i], NULL, work, &d.workers[i]))) {
-            say("DIH error dev=%s worker: %s\n", dev, strerror(err));
+            log_error("dev=%s worker: %s", dev, strerror(err));
             finish(1);
         }
     }
@@ -931,7 +979,7 @@ probe_device(const char *path, const char *dev, const struct params *p)
 
     while (stat(path, &sb) < 0) {
         if (now() >= until) {
-            say("DIH error dev=%s did not appear within %ld s\n", dev,
+            log_error("dev=%s did not appear within %ld s", dev,
                 p->wait);
             return -1;
         }
@@ -962,7 +1010,7 @@ run_jobs(struct job *jobs, int n, const struct params *p)
             run_job(&jobs[i]);
         } else if ((err = pthread_create(&jobs[i].thread, NULL, run_job,
                                          &jobs[i]))) {
-            say("DIH error dev=%s thread: %s\n", jobs[i].dev, strerror(err));
+            log_error("dev=%s thread: %s", jobs[i].dev, strerror(err));
             finish(1);
         }
     }
@@ -999,7 +1047,7 @@ relay_kmsg(void *opaque)
         log_kmsg(now(), prio & 7, msg + 1);
         pthread_mutex_unlock(&kmsg_lock);
     }
-    say("DIH warning kmsg: %s\n", strerror(errno));
+    log_warning("kmsg: %s", strerror(errno));
     return NULL;
 }
 
@@ -1012,11 +1060,11 @@ start_kmsg(void)
 
     fd = open("/dev/kmsg", O_RDONLY | O_CLOEXEC);
     if (fd < 0 || lseek(fd, 0, SEEK_END) < 0) {
-        say("DIH warning kmsg: %s\n", strerror(errno));
+        log_warning("kmsg: %s", strerror(errno));
         return;
     }
     if ((err = pthread_create(&thread, NULL, relay_kmsg, &fd)))
-        say("DIH warning kmsg: %s\n", strerror(err));
+        log_warning("kmsg: %s", strerror(err));
     else
         pthread_detach(thread);
 }
@@ -1038,7 +1086,7 @@ load_modules(void)
         fd = open(line, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) < 0) {
             if (errno != EEXIST)
-                say("DIH warning module %s: %s\n", line, strerror(errno));
+                log_warning("module %s: %s", line, strerror(errno));
         }
         if (fd >= 0)
             close(fd);
@@ -1046,19 +1094,25 @@ load_modules(void)
     fclose(f);
 }
 
-static void
+/* The dih.NAME=VALUE parameters of the kernel command line: -1 after an
+ * error line for each unknown name or bad value. */
+static int
 parse_cmdline(struct params *p)
 {
     char buf[4096], *tok, *save;
     ssize_t n;
-    int fd = open("/proc/cmdline", O_RDONLY);
+    int fd = open("/proc/cmdline", O_RDONLY), rc = 0;
 
-    if (fd < 0)
-        return;
+    if (fd < 0) {
+        log_error("/proc/cmdline: %s", strerror(errno));
+        return -1;
+    }
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
-    if (n <= 0)
-        return;
+    if (n <= 0) {
+        log_error("/proc/cmdline: cannot read it");
+        return -1;
+    }
     buf[n] = '\0';
     for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
         char *eq;
@@ -1066,20 +1120,23 @@ parse_cmdline(struct params *p)
         if (strncmp(tok, "dih.", 4) != 0 || !(eq = strchr(tok, '=')))
             continue;
         *eq = '\0';
-        if (set_param(p, tok + 4, eq + 1) < 0)
-            say("DIH warning bad parameter dih.%s=%s\n", tok + 4, eq + 1);
+        if (set_param(p, tok + 4, eq + 1) < 0) {
+            log_error("bad parameter dih.%s=%s", tok + 4, eq + 1);
+            rc = -1;
+        }
     }
+    return rc;
 }
 
 static int
 check_params(const struct params *p)
 {
     if (p->bs < 4096 || p->bs % 4096 || p->bs > (64L << 20)) {
-        say("DIH error bs=%ld: must be a multiple of 4096 up to 64 MiB\n", p->bs);
+        log_error("bs=%ld: must be a multiple of 4096 up to 64 MiB", p->bs);
         return -1;
     }
     if (p->blocks < 1) {
-        say("DIH error blocks=%ld: must be at least 1\n", p->blocks);
+        log_error("blocks=%ld: must be at least 1", p->blocks);
         return -1;
     }
     return 0;
@@ -1099,16 +1156,15 @@ run_init(struct params *p)
     mount("proc", "/proc", "proc", 0, NULL);
     mount("sysfs", "/sys", "sysfs", 0, NULL);
     mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-    say("DIH start\n");
+    log_start();
     /* The disks of dih.disks are named relative to /dev. */
     if (chdir("/dev") < 0)
-        say("DIH warning /dev: %s\n", strerror(errno));
-    parse_cmdline(p);
+        log_warning("/dev: %s", strerror(errno));
+    if (parse_cmdline(p) < 0 || check_params(p) < 0)
+        finish(2);
     if (p->kmsg)
         start_kmsg();
     load_modules();
-    if (check_params(p) < 0)
-        finish(1);
     for (dev = strtok_r(p->disks, ",", &save); dev && n < MAX_DISKS;
          dev = strtok_r(NULL, ",", &save), n++)
         jobs[n].path = jobs[n].dev = dev;

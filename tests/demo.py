@@ -10,14 +10,13 @@ and is stopped at the end."""
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dih import domxml, environment, policies  # noqa: E402
+from dih import domxml, environment, policies, scenarios  # noqa: E402
 from dih.events import EventWatcher  # noqa: E402
 from dih.guest import ProbeGuest  # noqa: E402
 from dih.host import Host  # noqa: E402
@@ -113,12 +112,13 @@ def live_outage(host, device, devices, target):
     say(f"\n== result: the guest saw {counts.errors} errors, "
         f"{counts.verified - before.verified} more blocks read back and "
         f"verified; the held I/O waited {first.lat_ms:.0f} ms")
-    guest.assert_clean(counts, before)
+    scenarios.assert_clean(counts, before)
 
 
 def main():
     environment.use_libvirt_build()
-    with tempfile.TemporaryDirectory() as d, Host("demo") as host, \
+    with environment.runtime_directory("dih-demo-storage-") as d, \
+            Host("demo") as host, \
             BlockDevice(d) as device:
         devices, target = policies.seed_devices(source=device.path)
         show_seed_and_argv(host, devices)

@@ -40,7 +40,6 @@ Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    rm -f /var/lib/apt/lists/*_InRelease.stamp-dih
 fi
 
 missing=""

@@ -4,9 +4,12 @@
     bench.py [NAME...]   run the benchmarks named (fast_path, wait_cost,
                          resume, scale; all by default)
 
-The test library tests/dih: an isolated patched virtqemud, the QEMU of
-environment.QEMU (the patched build, or DIH_QEMU) under TCG, nbdkit's
-error filter as the network disk, the probe as the guest's /init. Each
+How it measures (QEMU's CPU time, the guest's bursts of requests, the
+outages that hold them) is tests/bench/measure.py; what each benchmark
+does with it, and the report, are here. The test library tests/dih: an
+isolated patched virtqemud, the QEMU of environment.QEMU (the patched
+build, or DIH_QEMU) under TCG, nbdkit's error filter as the network
+disk, the probe as the guest's /init. Each
 comparison is paired within one run, so that the machine's load, which
 changes single passes by a factor of 3, weighs on both sides alike. The
 benchmarks print figures and fail only when a measurement could not be
@@ -83,33 +86,25 @@ sleep holds exactly the next burst, counted by libvirt's io-error events
 completes until it ends.
 """
 
-import collections
-import contextlib
-import dataclasses
 import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
-
-import libvirt
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import figures  # noqa: E402
+from figures import measured  # noqa: E402
 from dih import environment, policies, probe  # noqa: E402
-from dih.events import EventWatcher  # noqa: E402
-from dih.guest import BOOT_TIMEOUT, IO_TIMEOUT, ProbeGuest  # noqa: E402
+from dih.guest import BOOT_TIMEOUT, ProbeGuest  # noqa: E402
 from dih.host import Host  # noqa: E402
-from dih.libvirt_api import qemu_monitor  # noqa: E402
 from dih.storage import NbdDisk  # noqa: E402
-from dih.wait import wait_until  # noqa: E402
+from measure import (POLL, Bursts, QemuCpu, Run, accelerator,  # noqa: E402
+                     destroy)
 
 OUT = os.environ.get("DIH_BENCH_DIR",
                      os.path.join(environment.TOP, "build", "bench"))
-# How often the console reader reads the console file.
-POLL = 0.0005
 
 FAST_ROUNDS = 16  # of vda, vdb, vdb, vda
 FAST_GUESTS = 2
@@ -137,275 +132,12 @@ SCALE_SAMPLES = 3
 SCALE_WINDOW = 5
 
 
-def require(condition, what):
-    """A measurement could not be made unless condition holds."""
-    if not condition:
-        raise RuntimeError(f"measurement failed: {what}")
-
-
 class Terminated(Exception):
     """SIGTERM (meson's timeout): end the run, cleaning up."""
 
 
 def _terminated(signum, _frame):
     raise Terminated(f"terminated by signal {signum}")
-
-
-# QEMU's CPU time.
-
-@dataclasses.dataclass(frozen=True)
-class CpuUse:
-    """QEMU's CPU time over a window of wall seconds: of all its threads
-    and of those other than the vCPU threads, in CPU seconds; lost is
-    the number of threads that exited during the window (whose time is
-    missing)."""
-    wall: float
-    total: float
-    other: float
-    lost: int
-
-    @property
-    def total_pct(self):
-        """All threads, % of one core."""
-        return 100 * self.total / self.wall
-
-    @property
-    def other_pct(self):
-        """The threads other than the vCPU's, % of one core."""
-        return 100 * self.other / self.wall
-
-
-class QemuCpu:
-    """The CPU time of each thread of the QEMU process pid, from
-    /proc/PID/task/TID/schedstat (nanoseconds on the CPU), which counts
-    finer than the clock ticks of /proc/PID/stat (10 ms, 0.1 % of a core
-    over 10 s)."""
-
-    def __init__(self, pid):
-        self.pid = pid
-
-    def sample(self):
-        """(now, {tid: (thread name, ns)})."""
-        threads = {}
-        task = f"/proc/{self.pid}/task"
-        for tid in os.listdir(task):
-            with contextlib.suppress(FileNotFoundError):
-                with open(f"{task}/{tid}/comm") as f:
-                    name = f.read().strip()
-                with open(f"{task}/{tid}/schedstat") as f:
-                    threads[tid] = (name, int(f.read().split()[0]))
-        return time.monotonic(), threads
-
-    @staticmethod
-    def between(a, b):
-        """The CpuUse from sample a to sample b."""
-        total = other = 0
-        for tid, (name, ns) in b[1].items():
-            used = ns - a[1].get(tid, (name, 0))[1]
-            total += used
-            if not name.startswith("CPU "):
-                other += used
-        return CpuUse(b[0] - a[0], total / 1e9, other / 1e9,
-                      len(set(a[1]) - set(b[1])))
-
-
-# Guests.
-
-def destroy(dom):
-    """Destroy the domain if it still runs."""
-    with contextlib.suppress(libvirt.libvirtError):
-        dom.destroy()
-
-
-def accelerator(dom):
-    """The accelerator the domain's QEMU uses, as QMP query-kvm tells."""
-    kvm = qemu_monitor(dom, "query-kvm")
-    return "KVM" if kvm["enabled"] else \
-        "TCG (QMP query-kvm: enabled=false, present=%s)" % \
-        str(kvm["present"]).lower()
-
-
-@dataclasses.dataclass
-class Outage:
-    """One outage of Bursts.outage(): the host time it ended; the held
-    requests' console lines; QEMU's CPU while the guest was idle before
-    (or None), while the requests were held, and from the end of the
-    outage until the last held request's line arrived; with a reader,
-    its first successful read after the outage."""
-    end: float
-    lines: list
-    idle_cpu: CpuUse | None
-    held_cpu: CpuUse
-    resume_cpu: CpuUse
-    reader: probe.Reader | None = None
-
-    def latencies(self):
-        """End of the outage to each held request's completion (ms)."""
-        return [(line.time - self.end) * 1000 for line in self.lines]
-
-    def resume_time(self):
-        """End of the outage to the last held request's completion (ms):
-        to the first one's console line (host clock), then to the last
-        completion on the guest clock, which leaves out the time the
-        console takes to print the other lines."""
-        return min(self.latencies()) + max(self.after_first(), default=0)
-
-    def reader_to_completion(self):
-        """The reader's first success after the outage to the first held
-        request's completion (ms, guest clock)."""
-        done = min(line.record.t + line.record.lat_ms / 1000
-                   for line in self.lines)
-        return (done - self.reader.t - self.reader.lat_ms / 1000) * 1000
-
-    def after_first(self):
-        """The first held request's completion to each other's (ms,
-        guest clock)."""
-        done = sorted(line.record.t + line.record.lat_ms / 1000
-                      for line in self.lines)
-        return [(c - done[0]) * 1000 for c in done[1:]]
-
-
-class Bursts:
-    """A probe guest writing in bursts (see the module's docstring) on
-    the disks devs, all on the export disk (an NbdDisk), each with
-    error_policy='retry', retry_interval interval ms and no timeout. With
-    reader_ms, the probe's reader reads each disk every reader_ms ms
-    besides, and read errors are reported (rerror_policy='report')."""
-
-    def __init__(self, host, disk, name, interval, depth, pause_ms,
-                 devs=("vda",), reader_ms=0):
-        self.host = host
-        self.disk = disk
-        self.depth = depth
-        self.devs = devs
-        self.pause = pause_ms / 1000
-        self.reader_ms = reader_ms
-        policy = policies.retry(interval, 0,
-                                read="report" if reader_ms else "retry")
-        self.guest = ProbeGuest(host, name, [
-            disk.disk(dev, driver=policy.driver) for dev in devs],
-            {"disks": ",".join(devs), "parallel": 1, "depth": depth,
-             "blocks": depth, "passes": 0, "pause_ms": pause_ms,
-             "mode": "write", **({"reader_ms": reader_ms} if reader_ms else {})})
-        self.cpu = None
-        self.accelerator = None
-        self._mark = 0
-        self._stack = contextlib.ExitStack()
-
-    @property
-    def requests(self):
-        """The requests of a burst, on all disks."""
-        return self.depth * len(self.devs)
-
-    def __enter__(self):
-        try:
-            self.events = self._stack.enter_context(
-                EventWatcher(self.host, self.guest.name))
-            self.guest.start()
-            self._stack.callback(destroy, self.guest.dom)
-            self._stack.enter_context(self.guest.console.follow(POLL))
-            for dev in self.devs:
-                self.guest.wait_disk(dev)
-            self.accelerator = accelerator(self.guest.dom)
-            self.cpu = QemuCpu(self.host.qemu_pids()[0])
-            self.next_burst()
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self._stack.close()
-        return False
-
-    def next_burst(self):
-        """Wait until the next burst has completed on every disk; return
-        its lines."""
-        def burst():
-            count = {dev: 0 for dev in self.devs}
-            lines = []
-            for n, line in enumerate(self.guest.console.stamped(self._mark)):
-                if isinstance(line.record, probe.IO):
-                    count[line.record.dev] += 1
-                    lines.append(line)
-                    if all(c == self.depth for c in count.values()):
-                        return self._mark + n + 1, lines
-            return None
-        self._mark, lines = wait_until(
-            burst, self.pause + IO_TIMEOUT, f"a burst of {self.depth} "
-            f"writes on each of {', '.join(self.devs)}", interval=0.002,
-            state=self.guest.console.tail)
-        return lines
-
-    def outage(self, hold, idle=0):
-        """An outage begun now, while the workers sleep: the next burst
-        is held, hold seconds from when the last of its requests was,
-        then the outage ends and the burst completes. Before, idle
-        seconds of QEMU's CPU are measured with the guest asleep."""
-        idle_cpu = None
-        if idle:
-            a = self.cpu.sample()
-            time.sleep(idle)
-            idle_cpu = QemuCpu.between(a, self.cpu.sample())
-            require(not self.guest.console.ios(self._mark),
-                    f"the guest stayed idle for {idle} s")
-        since, mark = len(self.events), self._mark
-
-        def retried():
-            return [e for e in self.events.events(since) if e.action == "retry"]
-
-        def held():
-            found = retried()
-            return found if len(found) >= self.requests else None
-        self.disk.outage(True)
-        held_at = wait_until(
-            held, self.pause + IO_TIMEOUT,
-            f"{self.requests} held requests ('retry' io-error events)",
-            interval=0.002,
-            state=lambda: "io-error events by action: %s" % dict(
-                collections.Counter(self.events.actions(since))))[-1].time
-        a = self.cpu.sample()
-        time.sleep(max(0, held_at + hold - time.monotonic()))
-        b = self.cpu.sample()
-        end = self.disk.outage(False)
-        lines = self.next_burst()
-        c = self.cpu.sample()
-        reader = None
-        if self.reader_ms:
-            reader = wait_until(lambda: next((
-                line.record for line in self.guest.console.stamped(mark)
-                if isinstance(line.record, probe.Reader) and
-                line.record.ok and line.time > end), None),
-                IO_TIMEOUT, "the reader's first success after the outage",
-                interval=0.002, state=self.guest.console.tail)
-        require(len(retried()) == self.requests,
-                f"{self.requests} requests held, one event each: "
-                f"{self.events.events(since)}")
-        require(self.reader_ms or len(self.events.events(since)) ==
-                self.requests, "no other io-error event without a reader: "
-                f"{self.events.events(since)}")
-        require(all(line.time > end for line in lines),
-                "no request completed during the outage")
-        waited = (end - held_at) * 1000
-        require(all(line.record.ok and line.record.lat_ms >= waited
-                    for line in lines),
-                f"each held request waited the outage out ({waited:.0f} ms) "
-                f"and succeeded: {[line.text for line in lines]}")
-        return Outage(end, lines, idle_cpu,
-                      QemuCpu.between(a, b), QemuCpu.between(b, c), reader)
-
-
-# The benchmarks: each returns its section of results.md.
-
-class Run:
-    """What the benchmarks of one run share: the host, the export, the
-    accelerators their guests reported, the pictures written."""
-
-    def __init__(self, host, disk):
-        self.host = host
-        self.disk = disk
-        self.accelerators = set()
-        self.pictures = []
 
 
 def fast_path_slices(run, name, drivers):
@@ -433,16 +165,16 @@ def fast_path_slices(run, name, drivers):
             rc = guest.wait_done(BOOT_TIMEOUT + 60 * FAST_ROUNDS)
     finally:
         destroy(guest.dom)
-    require(rc == 0, f"the probe verified both disks (rc={rc})")
+    measured(rc == 0, f"the probe verified both disks (rc={rc})")
     slices = []
     for record in guest.console.records((probe.Disk, probe.IO)):
         if isinstance(record, probe.Disk):
             slices.append((record.dev, []))
         else:
             slices[-1][1].append(record)
-    require([dev for dev, _ in slices] == order and
-            len(edges) == 2 * len(order),
-            f"{len(order)} slices in the order {order}, each begun and ended")
+    measured([dev for dev, _ in slices] == order and
+             len(edges) == 2 * len(order),
+             f"{len(order)} slices in the order {order}, each begun and ended")
     return [(dev, len(ios) / (ios[-1].t + ios[-1].lat_ms / 1000 - ios[0].t),
              len(ios) / QemuCpu.between(edges[2 * n], edges[2 * n + 1]).total)
             for n, (dev, ios) in enumerate(slices)]
@@ -592,8 +324,8 @@ def outage_timeline(run):
             guest.wait_ios(held, "I/O after the outage", count=PICTURE_AFTER)
     finally:
         destroy(guest.dom)
-    require(first.ok and first.lat_ms >= PICTURE_HOLD * 1000,
-            f"the held I/O waited the outage out and succeeded: {first}")
+    measured(first.ok and first.lat_ms >= PICTURE_HOLD * 1000,
+             f"the held I/O waited the outage out and succeeded: {first}")
     points, held_ios = [], []
     for line in guest.console.stamped():
         if isinstance(line.record, probe.IO):
@@ -680,7 +412,7 @@ def main(names):
     os.makedirs(OUT, exist_ok=True)
     started, load = time.monotonic(), figures.load_average()
     sections = []
-    with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
+    with environment.runtime_directory("dih-bench-") as d, NbdDisk(d) as disk, \
             Host("bench") as host:
         run = Run(host, disk)
         for name in names or BENCHMARKS:

@@ -14,7 +14,6 @@ time.
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import libvirt
@@ -25,16 +24,11 @@ from dih import environment, policies  # noqa: E402
 from dih.guest import WORKLOAD, ProbeGuest  # noqa: E402
 from dih.migration import migrate, two_hosts  # noqa: E402
 from dih.storage import NbdDisk  # noqa: E402
+from figures import measured  # noqa: E402
 
 OUT_DIR = os.environ.get("DIH_BENCH_DIR",
                          os.path.join(environment.TOP, "build", "bench"))
 RUNS = int(os.environ.get("DIH_BENCH_MIGRATION_RUNS", "5"))
-
-
-def require(condition, what):
-    """A measurement could not be made unless condition holds."""
-    if not condition:
-        raise RuntimeError(f"measurement failed: {what}")
 
 
 def job_ms(dom):
@@ -56,7 +50,7 @@ def migrations(hosts, guest, runs, held):
         wall = time.monotonic() - start
         guest.reconnect(dst)
         if held:
-            require(len(guest.console.ios()) == n, "the request is still held")
+            measured(len(guest.console.ios()) == n, "the request is still held")
         out.append((wall, *job_ms(guest.dom)))
     return out
 
@@ -73,7 +67,7 @@ def stats(values):
 def main():
     environment.use_libvirt_build()
     results = {}
-    with tempfile.TemporaryDirectory() as d, NbdDisk(d) as disk, \
+    with environment.runtime_directory("dih-bench-") as d, NbdDisk(d) as disk, \
             two_hosts() as hosts:
         guest = ProbeGuest(hosts[0], "dih-mig", [disk.disk(
             target="vdb", driver=policies.retry(1000, 0).driver)], WORKLOAD,
@@ -89,8 +83,8 @@ def main():
         disk.outage(False)
         guest.wait_io(held, "the held I/O to complete")
         counts = guest.wait_pass()
-        require(counts.errors == 0 and counts.bad == 0,
-                f"the held request completed without a guest error: {counts}")
+        measured(counts.errors == 0 and counts.bad == 0,
+                 f"the held request completed without a guest error: {counts}")
 
     lines = [
         "# Live migration with error_policy='retry'",

@@ -45,14 +45,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import figures  # noqa: E402
 from dih import environment  # noqa: E402
-from devpath_virtio import (  # noqa: E402
-    CHAINS, MeasurementError, Qtest, VirtioBlk)
+from devpath_virtio import CHAINS, Qtest, VirtioBlk  # noqa: E402
+from figures import MeasurementError  # noqa: E402
 
 OUT = os.environ.get("DIH_BENCH_DIR",
                      os.path.join(environment.TOP, "build", "bench"))
@@ -240,7 +240,6 @@ def wall_clock_row(description, blocks, estimator):
     round of each slice)."""
     pairs = [pair for block in blocks for pair in block]
     ratios = [pair["A"][estimator] / pair["B"][estimator] for pair in pairs]
-    quartiles = statistics.quantiles(ratios, n=4)
     medians = sorted(statistics.median(pair["A"][estimator] /
                                        pair["B"][estimator] for pair in block)
                      for block in blocks)
@@ -254,7 +253,7 @@ def wall_clock_row(description, blocks, estimator):
             statistics.median(pair["A"][estimator] for pair in pairs),
             statistics.median(pair["B"][estimator] for pair in pairs),
             statistics.median(ratios), medians[0], medians[-1],
-            quartiles[0], quartiles[2]))
+            figures.quantile(ratios, 0.25), figures.quantile(ratios, 0.75)))
 
 
 def table(per_heap, blocks):
@@ -273,7 +272,7 @@ def main():
         if not shutil.which("valgrind"):
             raise MeasurementError(
                 "valgrind is not installed (Debian: valgrind)")
-        with tempfile.TemporaryDirectory() as tmpdir:
+        with environment.runtime_directory("dih-devpath-") as tmpdir:
             start = time.monotonic()
             blocks = wall_clock(tmpdir)
             per_heap = [instructions(tmpdir, heap, tunables)

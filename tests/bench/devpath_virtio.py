@@ -18,6 +18,7 @@ import subprocess
 import time
 
 from dih.process import stop_process
+from figures import MeasurementError
 
 PCI_ADDRESS, PCI_DATA = 0xcf8, 0xcfc
 PCI_COMMAND_IO, PCI_COMMAND_MASTER = 0x1, 0x4
@@ -46,10 +47,6 @@ SECTOR = 512
 # (header, data, status), so 64 of them fit a 256-entry ring, and the
 # avail ring is filled once for good (entry p is chain p % CHAINS).
 CHAINS = 64
-
-
-class MeasurementError(RuntimeError):
-    """A measurement could not be made."""
 
 
 class Qtest:

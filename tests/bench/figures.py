@@ -1,5 +1,7 @@
 """Statistics, the machine's description and the pictures of the
-benchmarks (tests/bench/bench.py)."""
+benchmarks (tests/bench/*.py), and what they do when a measurement
+cannot be made (measured(), MeasurementError). One definition of each
+statistic: every benchmark's quantiles are quantile()'s."""
 
 import json
 import math
@@ -8,9 +10,20 @@ import subprocess
 import time
 
 
+class MeasurementError(RuntimeError):
+    """A measurement could not be made (a benchmark fails only then)."""
+
+
+def measured(condition, what):
+    """A measurement could not be made unless condition holds."""
+    if not condition:
+        raise MeasurementError(f"measurement failed: {what}")
+
+
 def quantile(values, q):
     """The q-quantile (0 <= q <= 1) of values, interpolated linearly
-    between neighbouring order statistics."""
+    between neighbouring order statistics (the "inclusive" method of
+    Python's statistics.quantiles(), numpy's default)."""
     s = sorted(values)
     pos = (len(s) - 1) * q
     lo = math.floor(pos)

@@ -12,7 +12,10 @@ Real processes on this machine, each piece in one module:
 - ``domxml``: domain XML built and edited with ElementTree;
 - ``policies``: the error policies the tests use, in libvirt's XML and
   as QEMU's device properties;
-- ``guest``: the TCG guest whose ``/init`` is the I/O probe;
+- ``guest``: the TCG guest whose ``/init`` is the I/O probe, and the
+  waits on it;
+- ``scenarios``: the checks the scenarios share on a guest (an outage
+  ridden out, a late error, retry then pause, clean counts);
 - ``console``: an incremental reader of a growing log file (the guest's
   serial console, ``virsh event``'s output);
 - ``probe``: the probe's log lines (format in ``src/dih-probe.c``);

@@ -71,10 +71,10 @@ class Console:
         """The last n lines as one text (for failure messages)."""
         return "\n".join(self.lines()[-n:]) or f"(nothing in {self.path})"
 
-    def wait_for(self, pattern, timeout, since=0):
+    def wait_for(self, pattern, timeout, since=0, failed=None):
         """Wait for a line from position since on that matches the
         regular expression pattern (anchored at the start); return its
-        match."""
+        match. failed is wait_until()'s."""
         regex = re.compile(pattern)
 
         def match():
@@ -84,7 +84,7 @@ class Console:
                     return m
             return None
         return wait_until(match, timeout, f"{pattern!r} in {self.path}",
-                          state=self.tail)
+                          state=self.tail, failed=failed)
 
     @contextlib.contextmanager
     def follow(self, interval, on_line=None):
@@ -126,12 +126,6 @@ class Console:
         """The probe's I/O records from position since on."""
         return [io for io in self.records(probe.IO, since)
                 if dev is None or io.dev == dev]
-
-    def counts(self, dev, since=0):
-        """The probe's last counts (after a pass, or its summary) on dev
-        from position since on, or None."""
-        found = [c for c in self.records(probe.Counts, since) if c.dev == dev]
-        return found[-1] if found else None
 
     def summary(self, dev):
         """The probe's final counts on dev, or None before the end."""

@@ -95,6 +95,12 @@ def disk(kind, source, target, bus="virtio", driver=None, device="disk",
                    children=children)
 
 
+# The <address type='drive'> of a disk at unit 0 of SCSI controller 0,
+# bus 0, target 0: where the tests put their one SCSI disk.
+SCSI_DRIVE = {"type": "drive", "controller": 0, "bus": 0, "target": 0,
+              "unit": 0}
+
+
 def controller(kind, index=None, model=None):
     """A <controller> of the given type."""
     attrs = {"type": kind}

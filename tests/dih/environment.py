@@ -8,9 +8,12 @@ which re-executes the process in the run environment of libvirt's build
 (its 'run' script) unless it already is there.
 """
 
+import contextlib
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK = os.environ.get("DIH_WORK", os.path.join(TOP, "work"))
@@ -29,6 +32,45 @@ STOCK_QEMU = "/usr/bin/qemu-system-x86_64"
 
 KERNEL = os.path.join(GUEST_DIR, "vmlinuz")
 INITRAMFS = os.path.join(GUEST_DIR, "initramfs.img")
+
+# Where the harness keeps what ends in a UNIX socket path (a daemon's
+# sockets and state, nbdkit's export, tgtd's control socket, QEMU's
+# monitor through the daemon's state): a short directory of its own,
+# whatever the paths of the clone, the work directory or TMPDIR, since a
+# socket path has at most 108 bytes (sun_path). libvirt's own state
+# directory is short too (LOCALSTATEDIR, tools/components/libvirt.sh).
+RUNTIME_ROOT = "/tmp"
+SOCKET_PATH_MAX = 107  # bytes, without sun_path's terminating NUL
+
+
+def runtime_dir(prefix):
+    """A new directory under RUNTIME_ROOT, named prefix + 8 random
+    characters; the caller removes it (keep_or_remove())."""
+    return tempfile.mkdtemp(prefix=prefix, dir=RUNTIME_ROOT)
+
+
+def keep_or_remove(path):
+    """Remove a runtime directory, unless DIH_KEEP is set."""
+    if not os.environ.get("DIH_KEEP"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def runtime_directory(prefix):
+    """runtime_dir(prefix) while the context lasts."""
+    path = runtime_dir(prefix)
+    try:
+        yield path
+    finally:
+        keep_or_remove(path)
+
+
+def socket_path(path):
+    """path, checked to fit a UNIX socket address."""
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        raise ValueError(f"UNIX socket path too long ({len(path)} > "
+                         f"{SOCKET_PATH_MAX} bytes): {path}")
+    return path
 
 
 def libvirt_dirs():

@@ -1,8 +1,12 @@
 """pytest fixtures of the end-to-end tests (a plugin: tests/e2e/conftest.py
 loads it).
 
-Every fixture stops what it started, also when the test fails; a test
-that cannot run on this machine is skipped with the reason. SIGTERM (what
+Every fixture stops what it started, also when the test fails. A test is
+skipped, with the reason, only when this machine cannot provide what it
+needs (root, loop devices, FUSE: skip_unless()); what the project
+provides itself, its builds (a QEMU without its iSCSI client) and the
+Debian packages tools/deps.sh installs, fails the test when it is
+missing (project_provides()). SIGTERM (what
 meson sends a test that runs out of time) fails the running test instead
 of killing the process, so that the fixtures still clean up: the daemons,
 nbdkit and QEMU run in sessions of their own and would outlive it.
@@ -13,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 
 import pytest
 
@@ -35,24 +38,33 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _terminated)
 
 
-def require(condition, reason):
+def skip_unless(condition, reason):
+    """Skip the test, saying why, unless this machine provides what it
+    needs (condition)."""
     if not condition:
         pytest.skip(reason)
 
 
+def project_provides(condition, what):
+    """Fail the test unless what the project provides (its builds, the
+    packages of tools/deps.sh) is there (condition): its absence is a
+    failure of the project's set-up, never a reason to skip."""
+    if not condition:
+        pytest.fail(f"missing what the project provides: {what}",
+                    pytrace=False)
+
+
 def require_root():
-    require(os.geteuid() == 0,
-            "needs root (mount and UTS namespaces, bind mounts, loop devices)")
+    skip_unless(os.geteuid() == 0,
+                "needs root (mount and UTS namespaces, bind mounts, loop devices)")
 
 
 @pytest.fixture
 def scratch():
     """A directory for the test's files, removed afterwards (kept with
     DIH_KEEP=1)."""
-    path = tempfile.mkdtemp(prefix="dih-test-")
-    yield path
-    if not os.environ.get("DIH_KEEP"):
-        shutil.rmtree(path, ignore_errors=True)
+    with environment.runtime_directory("dih-test-") as path:
+        yield path
 
 
 @pytest.fixture
@@ -75,7 +87,8 @@ def hosts():
 def tls_hosts(scratch):
     """Two isolated hosts with TLS certificates of a throwaway CA."""
     require_root()
-    require(shutil.which("certtool"), "needs certtool (Debian gnutls-bin)")
+    project_provides(shutil.which("certtool"),
+                     "certtool (Debian gnutls-bin, tools/deps.sh)")
     with two_hosts(make_tls_certs(scratch)) as pair:
         yield pair
 
@@ -89,15 +102,16 @@ def nbd_disk(scratch):
 
 def require_loop_devices():
     require_root()
-    require(os.path.exists("/dev/loop-control"),
+    skip_unless(os.path.exists("/dev/loop-control"),
             "needs loop devices (/dev/loop-control)")
 
 
 def require_nbdfuse():
     require_root()
-    require(os.path.exists("/dev/fuse"), "needs FUSE (/dev/fuse)")
-    require(shutil.which("nbdfuse") and shutil.which("fusermount3"),
-            "needs nbdfuse and fusermount3 (Debian libnbd-bin, fuse3)")
+    skip_unless(os.path.exists("/dev/fuse"), "needs FUSE (/dev/fuse)")
+    project_provides(shutil.which("nbdfuse") and shutil.which("fusermount3"),
+                     "nbdfuse and fusermount3 (Debian libnbd-bin, fuse3, "
+                     "tools/deps.sh)")
 
 
 @functools.cache
@@ -136,17 +150,18 @@ def block_device(scratch):
 def iscsi_target(scratch):
     """LUN 1 of an iSCSI target of tgtd on 127.0.0.1, its own port,
     over an nbdfuse file of nbdkit's error filter (storage.IscsiTarget);
-    the QEMU under test must have its iSCSI client. Ask for it before
+    the QEMU under test must have its iSCSI client (the project builds it
+with libiscsi: a QEMU without fails the test). Ask for it before
     host (test_x(iscsi_target, host)): fixtures stop in reverse order,
     and a QEMU that quits with requests in flight to a target that is
     gone waits for them until libvirt kills it, 10 s later."""
     require_nbdfuse()
-    require(shutil.which("tgtd") and shutil.which("tgtadm"),
-            "needs tgtd and tgtadm (Debian tgt)")
-    require(os.access(environment.QEMU, os.X_OK),
-            f"needs the patched QEMU ({environment.QEMU})")
-    require(qemu_has_iscsi(), f"needs a QEMU with its iSCSI client "
-            f"(libiscsi): {environment.QEMU} has no driver 'iscsi'")
+    project_provides(shutil.which("tgtd") and shutil.which("tgtadm"),
+                     "tgtd and tgtadm (Debian tgt, tools/deps.sh)")
+    project_provides(os.access(environment.QEMU, os.X_OK),
+                     f"the patched QEMU ({environment.QEMU})")
+    project_provides(qemu_has_iscsi(), f"the patched QEMU's iSCSI client "
+                     f"(libiscsi): {environment.QEMU} has no driver 'iscsi'")
     with IscsiTarget(scratch) as target:
         yield target
 
@@ -154,6 +169,7 @@ def iscsi_target(scratch):
 @pytest.fixture
 def stock_qemu():
     """Debian's QEMU, which has no retry."""
-    require(os.access(environment.STOCK_QEMU, os.X_OK),
-            f"needs Debian's QEMU ({environment.STOCK_QEMU}, qemu-system-x86)")
+    project_provides(os.access(environment.STOCK_QEMU, os.X_OK),
+                     f"Debian's QEMU ({environment.STOCK_QEMU}, "
+                     f"qemu-system-x86, tools/deps.sh)")
     return environment.STOCK_QEMU

@@ -60,6 +60,10 @@ class ProbeGuest:
         self.devices = list(devices)
         self.params = {"disks": "vda",
                        **(WORKLOAD if params is None else params)}
+        unknown = sorted(set(self.params) - set(probe.PARAMS))
+        if unknown:
+            raise ValueError(f"the probe has no parameter {unknown}: "
+                             f"it knows {probe.PARAMS}")
         self.console = Console(console or os.path.join(host.dir,
                                                        name + ".console"))
         self.append = append
@@ -101,17 +105,51 @@ class ProbeGuest:
         """The domain's live XML (ElementTree element)."""
         return domxml.parse(self.dom.XMLDesc(0))
 
-    # Waiting on the probe.
+    # Waiting on the probe: every wait fails at once when the guest can
+    # no longer get there (failure()).
+
+    def failure(self):
+        """Why the guest's probe can no longer reach an awaited state, or
+        None: it reported an error (DIH error), it ended with an exit
+        code other than 0, or its domain is no longer running or paused
+        (powered off, destroyed, gone)."""
+        errors = self.console.records(probe.Error)
+        if errors:
+            return f"the probe reported: DIH error {errors[0].message}"
+        done = self.console.records(probe.Done)
+        if done and done[0].rc != 0:
+            return f"the probe ended with DIH done rc={done[0].rc}"
+        if self.dom is not None:
+            try:
+                active = self.dom.isActive()
+            except libvirt.libvirtError as e:
+                return f"the domain {self.name} is gone: {e}"
+            if not active:
+                return f"the domain {self.name} is no longer running " \
+                       f"(state {self.dom.state()})"
+        return None
+
+    def wait(self, condition, timeout, what, interval=0.2):
+        """wait_until() for the guest: the failure message has the
+        console's last lines, and failure() ends the wait at once."""
+        return wait_until(condition, timeout, what, interval,
+                          state=self.console.tail, failed=self.failure)
+
+    def wait_line(self, pattern, timeout=IO_TIMEOUT, since=0):
+        """Wait for a console line (Console.wait_for) that matches
+        pattern; return its match."""
+        return self.console.wait_for(pattern, timeout, since,
+                                     failed=self.failure)
 
     def wait_disk(self, dev="vda", timeout=BOOT_TIMEOUT):
         """Wait until the probe found dev and began its I/O."""
-        self.console.wait_for(rf"DIH disk dev={dev}$", timeout)
+        self.wait_line(rf"DIH disk dev={dev}$", timeout)
 
     def wait_done(self, timeout=IO_TIMEOUT):
         """Wait for the end of a probe run of a fixed number of passes;
         return its exit code."""
-        done = wait_until(lambda: self.console.records(probe.Done), timeout,
-                          "the probe to finish", state=self.console.tail)
+        done = self.wait(lambda: self.console.records(probe.Done), timeout,
+                         "the probe to finish")
         return done[0].rc
 
     def wait_ios(self, since, what, condition=None, count=1, dev="vda",
@@ -122,8 +160,7 @@ class ProbeGuest:
             ios = [io for io in self.console.ios(since, dev)
                    if condition is None or condition(io)]
             return ios if len(ios) >= count else None
-        return wait_until(found, timeout, f"{what} on {dev}",
-                          state=self.console.tail)
+        return self.wait(found, timeout, f"{what} on {dev}")
 
     def wait_io(self, since, what, condition=None, dev="vda",
                 timeout=IO_TIMEOUT):
@@ -140,19 +177,18 @@ class ProbeGuest:
             found = [c for c in self.console.records(probe.Counts, mark)
                      if c.dev == dev]
             return found[1] if len(found) > 1 else None
-        return wait_until(second, timeout, f"a whole pass over {dev}",
-                          state=self.console.tail)
+        return self.wait(second, timeout, f"a whole pass over {dev}")
 
     def wait_held(self, target="vda", timeout=IO_TIMEOUT):
         """Wait until a request is held on the disk whose target (in the
         domain XML) is target, which libvirt then lists among the domain's
         disk errors, and the guest's I/O has stopped; return the console
         position from which on nothing arrived."""
-        wait_until(lambda: target in self.dom.diskErrors(), timeout,
-                   f"a request held on {target} (in the domain's disk "
-                   "errors)", state=self.console.tail)
-        wait_until(lambda: self._idle_for(SETTLE), timeout,
-                   "the guest's console to fall silent", interval=0.05)
+        self.wait(lambda: target in self.dom.diskErrors(), timeout,
+                  f"a request held on {target} (in the domain's disk "
+                  "errors)")
+        self.wait(lambda: self._idle_for(SETTLE), timeout,
+                  "the guest's console to fall silent", interval=0.05)
         return len(self.console)
 
     def _idle_for(self, seconds):
@@ -167,85 +203,3 @@ class ProbeGuest:
                      duration, what,
                      state=lambda: f"state {self.dom.state()}\n"
                                    f"{self.console.tail()}")
-
-    def ride_out_outage(self, storage, hold, dev="vda", target=None):
-        """An outage on storage (storage.NbdDisk) that the retry policy
-        rides out: a request on dev (the guest's name; target is the
-        disk's in the domain XML, dev unless given) is held and the
-        guest's I/O stays held for hold seconds while the VM runs; after
-        the outage the held request completes, having waited at least
-        hold seconds, and a whole pass afterwards verifies with no
-        error."""
-        before = self.wait_pass(dev)
-        storage.outage(True)
-        held = self.wait_held(target or dev)
-        self.assert_held(held, hold)
-        storage.outage(False)
-        first = self.wait_io(held, "the held I/O to complete", dev=dev)
-        assert first.ok and first.lat_ms >= hold * 1000, first
-        self.assert_clean(self.wait_pass(dev), before)
-
-    def late_error(self, storage, events, timeout, interval, dev="vda"):
-        """An outage on storage longer than the disk's retry_timeout
-        (timeout ms, retry_interval interval ms) while the probe writes
-        (mode write): a write is held for the timeout, then fails with
-        EIO in the guest, which waited as long, not less (and at most one
-        interval and 1 s more); its 'retry' and 'report' events (events:
-        the domain's EventWatcher) are as far apart, 50 ms of the host's
-        clock aside; the VM runs all along, and writes work again after
-        the outage."""
-        self.wait_pass(dev)
-        mark = len(self.console)
-        storage.outage(True)
-        failed = self.wait_io(mark, "a write to fail after the timeout",
-                              lambda io: not io.ok, dev=dev)
-        assert is_running(self.dom), self.dom.state()
-        back = len(self.console)
-        storage.outage(False)
-        self.wait_io(back, "a successful write", lambda io: io.ok, dev=dev)
-        assert failed.res == "EIO" and \
-            timeout <= failed.lat_ms <= timeout + interval + 1000, failed
-        actions = events.events()
-        start = next(e for e in actions if e.action == "retry")
-        end = next(e for e in actions if e.action == "report")
-        held_ms = (end.time - start.time) * 1000
-        assert timeout - 50 <= held_ms <= timeout + interval + 1000, \
-            f"held {held_ms:.0f} ms for retry_timeout {timeout} ms: {actions}"
-
-    def retry_then_pause(self, storage, events, timeout, dev="vda",
-                         target=None):
-        """An outage on storage with error_policy='stop' and a
-        retry_timeout of timeout ms on dev (target: its name in the
-        domain XML, dev unless given): a request is held while the VM
-        runs, then the domain pauses with reason I/O error no earlier than
-        the timeout after the wait began ('retry', then 'pause' among
-        events, the domain's EventWatcher); it stays paused when the
-        storage is back, and once resumed the request completes having
-        waited the timeout, and a whole pass verifies with no error."""
-        paused = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
-        before = self.wait_pass(dev)
-        storage.outage(True)
-        held = self.wait_held(target or dev)
-        wait_until(lambda: self.dom.state() == paused, 60,
-                   "the domain to pause on the I/O error",
-                   state=lambda: f"state {self.dom.state()}")
-        events.wait_for("pause")
-        assert events.actions()[:2] == ["retry", "pause"], events.events()
-        start, pause = events.events()[:2]
-        assert (pause.time - start.time) * 1000 >= timeout - 50, \
-            f"paused {pause.time - start.time:.2f} s after the wait began"
-        storage.outage(False)
-        assert self.dom.state() == paused, "no resume without virsh resume"
-        self.dom.resume()
-        first = self.wait_io(held, "the held I/O to complete", dev=dev)
-        assert first.ok and first.lat_ms >= timeout, first
-        self.assert_clean(self.wait_pass(dev), before)
-
-    def assert_clean(self, counts, since_counts=None):
-        """The counts show no failed I/O and no bad or unknown read, and
-        more verified reads than since_counts."""
-        assert counts.clean, f"no guest error, every read verified: {counts}"
-        if since_counts is not None:
-            assert counts.verified > since_counts.verified, \
-                f"more reads verified ({since_counts} -> {counts})"
-

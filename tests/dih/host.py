@@ -23,11 +23,9 @@ import contextlib
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import libvirt
@@ -82,15 +80,18 @@ class Host:
         self.hostname = hostname
         self.address = address
         self.qemu_conf = qemu_conf
-        # Its paths go into a URI: letters, digits, - and _ only.
-        self.dir = tempfile.mkdtemp(
-            prefix=f"dih-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}-")
+        # Its paths go into a URI: letters, digits, - and _ only. Its
+        # sockets are in it: a short directory whatever the clone's path.
+        self.dir = environment.runtime_dir(
+            f"dih-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}-")
         self.etc = os.path.join(self.dir, "etc")
         self.var = os.path.join(self.dir, "var")
         self.run = os.path.join(self.dir, "run")
         self.sockdir = os.path.join(self.dir, "sock")
         self.logdir = os.path.join(self.dir, "log")
         self.uuid = str(uuid.uuid4())
+        # The longest of the daemon's sockets.
+        environment.socket_path(f"{self.sockdir}/virtqemud-admin-sock")
         self.uri = f"qemu:///system?socket={self.sockdir}/virtqemud-sock"
         self.proc = None
         self.conn = None
@@ -127,8 +128,13 @@ class Host:
                  "rm -f /dev/kvm"]
         for i, point in enumerate(submounts):
             cmds.append(f"mount --move {q(devdir)}/keep/{i} {q(point)}")
-        for own, compiled in ((self.etc, sysconfdir), (self.var, localstatedir),
-                              (self.run, runstatedir)):
+        # A directory before those inside it (libvirt's LOCALSTATEDIR is
+        # in RUNSTATEDIR: see tools/components/libvirt.sh), so that each
+        # mkdir below a bind mount lands in the host's own directory.
+        binds = sorted(((self.etc, sysconfdir), (self.var, localstatedir),
+                        (self.run, runstatedir)),
+                       key=lambda b: os.path.normpath(b[1]).count("/"))
+        for own, compiled in binds:
             cmds += [f"mkdir -p {q(compiled)}",
                      f"mount --bind {q(own)} {q(compiled)}"]
         cmds += [f"mkdir -p {q(localstatedir)}/{d}"
@@ -210,8 +216,7 @@ class Host:
         """stop(), then remove the host's directory (kept with
         DIH_KEEP=1)."""
         self.stop()
-        if not os.environ.get("DIH_KEEP"):
-            shutil.rmtree(self.dir, ignore_errors=True)
+        environment.keep_or_remove(self.dir)
 
     def __enter__(self):
         try:

@@ -17,23 +17,11 @@ import threading
 import libvirt
 
 from .host import Host
+from .process import free_port
 
 # (name, host name, loopback address) of each host; WIRE_ADDRESS the relay's.
 HOSTS = (("a", "dih-host-a", "127.0.0.2"), ("b", "dih-host-b", "127.0.0.3"))
 WIRE_ADDRESS = "127.0.0.9"
-
-
-def free_port(address):
-    """A TCP port free on address and on the wire's address."""
-    while True:
-        with socket.socket() as s, socket.socket() as w:
-            s.bind((address, 0))
-            port = s.getsockname()[1]
-            try:
-                w.bind((WIRE_ADDRESS, port))
-            except OSError:
-                continue
-            return port
 
 
 class Wire:
@@ -174,7 +162,7 @@ def migrate(dom, dst, dest_xml=None, tls=False, wire=True):
     (the client drives it: virDomainMigrate3), the stream to dst's address
     through a Wire unless wire=False. Returns the Wire (or None); raises
     libvirtError when the migration fails."""
-    port = free_port(dst.address)
+    port = free_port(dst.address, WIRE_ADDRESS)
     w = Wire(dst.address, port) if wire else None
     params = {
         libvirt.VIR_MIGRATE_PARAM_URI:

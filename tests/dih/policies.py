@@ -93,8 +93,7 @@ def seed_devices(bus="virtio", source="/dev/dih-e2e-storage"):
     address = None
     devices = []
     if bus == "scsi":
-        address = {"type": "drive", "controller": 0, "bus": 0, "target": 0,
-                   "unit": 0}
+        address = domxml.SCSI_DRIVE
         devices.append(domxml.controller("scsi", 0, "virtio-scsi"))
     devices.append(domxml.disk("block", {"dev": source}, target, bus,
                                dict(SEED.driver, io="native"),

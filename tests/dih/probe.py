@@ -1,22 +1,51 @@
-"""The probe's log lines, as documented in src/dih-probe.c.
+#!/usr/bin/python3
+"""The probe's log lines and parameters: their one definition.
+
+FORMS is the grammar of the lines src/dih-probe.c writes: each record
+kind with its form, the line after "DIH " in the notation of the C
+file's header, which documents exactly these forms (the probe unit test
+checks the header and the parameter names against FORMS and PARAMS:
+probe.py --check-source SOURCE). In a form, NAME=VALUE fields follow the
+first word; a VALUE is alternatives (a|b) of literal words and of the
+TOKENS, and TOKEN[,TOKEN]... is a comma-separated list.
 
 parse() turns one console line into a record, returns None for a line
 that is not the probe's (the kernel's, say), and raises ValueError for a
 "DIH " line of no documented form, so that a change of the format cannot
-go unnoticed.
+go unnoticed. As a program:
+
+    probe.py --lines             every line of stdin is a probe line of a
+                                 documented form (exit 1 naming the first
+                                 that is not)
+    probe.py --check-source SOURCE
+                                 the header of SOURCE (src/dih-probe.c)
+                                 documents FORMS and PARAMS, and its
+                                 set_param() knows exactly PARAMS
 """
 
 import dataclasses
 import re
+import sys
 
-NUMBER = r"\d+"
-SECONDS = rf"{NUMBER}\.\d{{6}}"
-KEY = r"0x[0-9a-f]+"
+# What each token of a form stands for (a regular expression).
+TOKENS = {
+    "NAME": r"\S+",
+    "N": r"\d+",
+    "LEVEL": r"[0-7]",
+    "SECONDS": r"\d+\.\d{6}",
+    "MS": r"\d+\.\d{3}",
+    "ERRNO": r"E[A-Z0-9]+",
+    "KEY": r"0x[0-9a-f]+",
+    # A SCSI result: the host status, the SCSI status, or CHECK_CONDITION
+    # with the sense key after a slash.
+    "STATUS": r"(?:DID|STATUS)_0x[0-9a-f]{2}|[A-Z_]+(?:/[A-Z_]+)?",
+}
+# The parameters, dih.NAME=VALUE on the kernel command line or
+# --NAME=VALUE (their meanings: the header of src/dih-probe.c).
+PARAMS = ("disks", "blocks", "bs", "passes", "seconds", "pause_ms", "mode",
+          "wait", "depth", "parallel", "pr", "pr_read", "kmsg",
+          "scsi_timeout", "reader_ms", "scsi_reset")
 COUNT_FIELDS = ("writes", "reads", "errors", "verified", "bad", "unknown")
-# The fields of the lines of the threads beside the workers.
-BESIDE = (rf"dev=(?P<dev>\S+) t=(?P<t>{SECONDS}) "
-          rf"lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) res=(?P<res>ok|E[A-Z0-9]+)")
-COUNTS = " ".join(f"{k}=(?P<{k}>{NUMBER})" for k in COUNT_FIELDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,18 +58,22 @@ class Disk:
     dev: str
 
 
+class Result:
+    """A record with a result, res: "ok" or what failed."""
+
+    @property
+    def ok(self):
+        return self.res == "ok"
+
+
 @dataclasses.dataclass(frozen=True)
-class IO:
+class IO(Result):
     dev: str
     op: str
     blk: int
     t: float
     lat_ms: float
     res: str
-
-    @property
-    def ok(self):
-        return self.res == "ok"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,17 +84,13 @@ class Timeout:
 
 
 @dataclasses.dataclass(frozen=True)
-class PR:
+class PR(Result):
     """A PERSISTENT RESERVE command (op: register, reserve, read_keys or
     read_reservation) and its result: "ok", an errno name, a host status
     (DID_...) or a SCSI status, with the sense key after a slash."""
     dev: str
     op: str
     res: str
-
-    @property
-    def ok(self):
-        return self.res == "ok"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,17 +112,13 @@ class Kmsg:
 
 
 @dataclasses.dataclass(frozen=True)
-class Beside:
+class Beside(Result):
     """What a thread beside dev's workers did: started at t, took
     lat_ms, res "ok" or an errno name."""
     dev: str
     t: float
     lat_ms: float
     res: str
-
-    @property
-    def ok(self):
-        return self.res == "ok"
 
 
 class Reader(Beside):
@@ -148,29 +173,60 @@ class Done:
 
 
 FORMS = [
-    (Start, r"start"),
-    (Disk, r"disk dev=(?P<dev>\S+)"),
-    (IO, rf"io dev=(?P<dev>\S+) op=(?P<op>write|read) blk=(?P<blk>{NUMBER}) "
-         rf"t=(?P<t>{SECONDS}) lat_ms=(?P<lat_ms>{NUMBER}\.\d{{3}}) "
-         r"res=(?P<res>ok|E[A-Z0-9]+)"),
-    (Timeout, rf"timeout dev=(?P<dev>\S+) seconds=(?P<seconds>{NUMBER})"),
-    (PR, r"pr dev=(?P<dev>\S+) "
-         r"op=(?P<op>register|reserve|read_keys|read_reservation) "
-         r"res=(?P<res>ok|E[A-Z0-9]+|(?:DID|STATUS)_0x[0-9a-f]{2}|"
-         r"[A-Z_]+(?:/[A-Z_]+)?)"),
-    (PRIn, rf"prin dev=(?P<dev>\S+) keys=(?P<keys>none|{KEY}(?:,{KEY})*) "
-           rf"holder=(?P<holder>none|{KEY}) type=(?P<type>{NUMBER})"),
-    (Kmsg, rf"kmsg t=(?P<t>{SECONDS}) level=(?P<level>[0-7]) ?(?P<message>.*)"),
-    (Reader, rf"reader {BESIDE}"),
-    (Reset, rf"reset {BESIDE}"),
-    (Bad, rf"bad dev=(?P<dev>\S+) blk=(?P<blk>{NUMBER}) pass=(?P<pass_>{NUMBER})"),
-    (Counts, rf"pass dev=(?P<dev>\S+) pass=(?P<pass_>{NUMBER}) {COUNTS}"),
-    (Counts, rf"summary dev=(?P<dev>\S+) {COUNTS}"),
-    (Error, r"error (?P<message>.+)"),
-    (Warning, r"warning (?P<message>.+)"),
-    (Done, rf"done rc=(?P<rc>{NUMBER})"),
+    (Start, "start"),
+    (Disk, "disk dev=NAME"),
+    (IO, "io dev=NAME op=write|read blk=N t=SECONDS lat_ms=MS res=ok|ERRNO"),
+    (Timeout, "timeout dev=NAME seconds=N"),
+    (PR, "pr dev=NAME op=register|reserve|read_keys|read_reservation "
+         "res=ok|ERRNO|STATUS"),
+    (PRIn, "prin dev=NAME keys=none|KEY[,KEY]... holder=none|KEY type=N"),
+    (Reader, "reader dev=NAME t=SECONDS lat_ms=MS res=ok|ERRNO"),
+    (Reset, "reset dev=NAME t=SECONDS lat_ms=MS res=ok|ERRNO"),
+    (Bad, "bad dev=NAME blk=N pass=N"),
+    (Counts, "pass dev=NAME pass=N " +
+             " ".join(f"{k}=N" for k in COUNT_FIELDS)),
+    (Counts, "summary dev=NAME " + " ".join(f"{k}=N" for k in COUNT_FIELDS)),
+    (Error, "error MESSAGE"),
+    (Warning, "warning MESSAGE"),
+    # The kernel's message may be empty.
+    (Kmsg, "kmsg t=SECONDS level=LEVEL MESSAGE"),
+    (Done, "done rc=N"),
 ]
-PATTERNS = [(kind, re.compile(f"DIH {form}$")) for kind, form in FORMS]
+
+
+def _value(text):
+    """The regular expression of a field's value in a form."""
+    alternatives = []
+    for alt in text.split("|"):
+        m = re.fullmatch(r"([A-Z]+)\[,\1\]\.\.\.", alt)
+        if m:
+            token = TOKENS[m.group(1)]
+            alternatives.append(f"(?:{token})(?:,(?:{token}))*")
+        elif alt in TOKENS:
+            alternatives.append(f"(?:{TOKENS[alt]})")
+        else:
+            alternatives.append(re.escape(alt))
+    return "|".join(alternatives)
+
+
+def form_regex(form):
+    """The regular expression of the lines of form (after "DIH "), with
+    a named group for each field (pass as pass_) and for MESSAGE."""
+    word, *fields = form.split(" ")
+    regex = re.escape(word)
+    for field in fields:
+        if field == "MESSAGE":
+            regex += r"(?: (?P<message>.*))?" if word == "kmsg" \
+                else r" (?P<message>.+)"
+            continue
+        name, value = field.split("=", 1)
+        group = "pass_" if name == "pass" else name
+        regex += f" {re.escape(name)}=(?P<{group}>{_value(value)})"
+    return regex
+
+
+PATTERNS = [(kind, re.compile(f"DIH {form_regex(form)}$"))
+            for kind, form in FORMS]
 
 
 INTEGERS = ({"blk", "pass_", "rc", "seconds", "type", "level"}
@@ -194,6 +250,8 @@ def _convert(kind, groups):
             value = _keys(value)
         elif name == "holder":
             value = None if value == "none" else int(value, 16)
+        elif name == "message" and value is None:
+            value = ""
         values[name] = value
     return kind(**values)
 
@@ -207,3 +265,58 @@ def parse(line):
         if m:
             return _convert(kind, m.groupdict())
     raise ValueError(f"a probe line of no documented form: {line!r}")
+
+
+def check_lines(lines):
+    """The first line that is not a probe line of a documented form, or
+    None."""
+    for line in lines:
+        line = line.rstrip("\n")
+        try:
+            if parse(line) is None:
+                return line
+        except ValueError:
+            return line
+    return None
+
+
+def check_source(path):
+    """What the header and set_param() of the probe's C source (path)
+    say otherwise than FORMS and PARAMS: a list of differences."""
+    with open(path) as f:
+        text = f.read()
+    header = text[:text.index("*/")]
+    documented = re.findall(r"^ \*   DIH (.+)$", header, re.M)
+    forms = [form for _, form in FORMS]
+    problems = [f"the header documents 'DIH {d}', which FORMS lacks"
+                for d in documented if d not in forms]
+    problems += [f"the header lacks 'DIH {f}'" for f in forms
+                 if f not in documented]
+    params_doc = header[header.index("Parameters"):]
+    listed = re.findall(r"^ \*   ([a-z_]+) ", params_doc, re.M)
+    known = re.findall(r'strcmp\(name, "([a-z_]+)"\)', text)
+    for what, names in (("the header's parameters", listed),
+                        ("set_param()", known)):
+        if sorted(names) != sorted(PARAMS):
+            problems.append(f"{what}: {sorted(names)}, PARAMS: "
+                            f"{sorted(PARAMS)}")
+    return problems
+
+
+def main(args):
+    if args == ["--lines"]:
+        bad = check_lines(sys.stdin)
+        if bad is not None:
+            print(f"not a documented probe line: {bad!r}")
+            return 1
+        return 0
+    if len(args) == 2 and args[0] == "--check-source":
+        problems = check_source(args[1])
+        for p in problems:
+            print(p)
+        return 1 if problems else 0
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,8 +1,10 @@
-"""Processes the harness starts and must leave none of."""
+"""Processes the harness starts and must leave none of, and the ports
+its servers listen on."""
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 
 
@@ -26,6 +28,22 @@ def stop_process(proc, timeout=10):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def free_port(*addresses):
+    """A TCP port free on each of addresses (IPv4), for a server to bind
+    next."""
+    while True:
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(socket.socket())
+            first.bind((addresses[0], 0))
+            port = first.getsockname()[1]
+            try:
+                for address in addresses[1:]:
+                    stack.enter_context(socket.socket()).bind((address, port))
+            except OSError:
+                continue
+            return port
 
 
 def kill(pids):

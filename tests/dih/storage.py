@@ -28,8 +28,8 @@ import socket
 import subprocess
 import time
 
-from . import domxml
-from .process import stop_process
+from . import domxml, environment
+from .process import free_port, stop_process
 from .wait import wait_until
 
 # The naming authority of the iSCSI names the tests use (RFC 3720 iqn.).
@@ -51,13 +51,6 @@ def mounted(path, pid="self"):
     path = os.path.realpath(path)
     with open(f"/proc/{pid}/mountinfo") as f:
         return any(line.split()[4] == path for line in f)
-
-
-def free_port(address):
-    """A TCP port that is free on address, for a server to bind next."""
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def iqn(name):
@@ -98,7 +91,8 @@ class NbdDisk(Started):
 
     def __init__(self, dirpath, name="disk", size_mib=64):
         self.img = os.path.join(dirpath, name + ".img")
-        self.sock = os.path.join(dirpath, name + ".sock")
+        self.sock = environment.socket_path(
+            os.path.join(dirpath, name + ".sock"))
         self.outage_file = os.path.join(dirpath, name + ".outage")
         self.size_mib = size_mib
         self.proc = None
@@ -300,8 +294,8 @@ class IscsiTarget(Started):
     once it is gone and the port refuses connections; start_tgtd()
     starts it again on the same port with the same target, LUN and ACL
     (tgtd keeps them only in memory) and returns once tgtadm answers and
-    the port accepts connections; restart() is both. Each returns the
-    host's monotonic time when done. stop() stops tgtd, then the backing
+    the port accepts connections. Each returns the host's monotonic time
+    when done. stop() stops tgtd, then the backing
     file."""
 
     def __init__(self, dirpath, name="disk", size_mib=64):
@@ -310,8 +304,10 @@ class IscsiTarget(Started):
         self.lun = 1
         self.port = None
         self.proc = None
-        self._env = dict(os.environ,
-                         TGT_IPC_SOCKET=os.path.join(dirpath, name + ".tgtd"))
+        # tgtd and tgtadm add ".0" (the control port) to it.
+        ipc = os.path.join(dirpath, name + ".tgtd")
+        environment.socket_path(ipc + ".0")
+        self._env = dict(os.environ, TGT_IPC_SOCKET=ipc)
         self._log_path = os.path.join(dirpath, name + ".tgtd.log")
 
     def start(self):
@@ -380,11 +376,6 @@ class IscsiTarget(Started):
             wait_until(lambda: not self.accepting(), 20,
                        f"port {self.port} to refuse connections")
         return time.monotonic()
-
-    def restart(self):
-        """stop_tgtd(), then start_tgtd()."""
-        self.stop_tgtd()
-        return self.start_tgtd()
 
     def disk(self, target="sda", bus="scsi", driver=None, device="disk",
              initiator=None, shareable=False, address=None):

@@ -1,10 +1,18 @@
 #!/usr/bin/python3
 """Run the end-to-end scenarios for meson, one test each.
 
+    run.py --files          print the test files of this directory
+                            (test_*.py), one a line: meson makes a test of
+                            each of their scenarios
     run.py --list FILE...   print each scenario (pytest test) of the test
                             files as 'NAME FILE::TEST', NAME being meson's
                             test name: test_retry.py::test_short_outage
                             is retry.short_outage
+    run.py --check-listed FILE...
+                            fail, naming them, when this directory has
+                            test files that are not among FILE (added
+                            after meson configured: it must configure
+                            again to run them)
     run.py FILE::TEST       run one scenario in the patched libvirt's run
                             environment; exit 0 when it passed, 77 (meson's
                             SKIP) when it was skipped, 1 otherwise; the last
@@ -14,6 +22,7 @@ FILE is relative to this directory.
 """
 
 import contextlib
+import glob
 import os
 import sys
 import time
@@ -66,6 +75,22 @@ def list_scenarios(files):
     return 0
 
 
+def test_files():
+    """The test files of this directory, by name."""
+    return sorted(os.path.basename(f)
+                  for f in glob.glob(os.path.join(HERE, "test_*.py")))
+
+
+def check_listed(files):
+    missing = [f for f in test_files() if f not in files]
+    if missing:
+        print(f"not among meson's end-to-end tests: {' '.join(missing)} "
+              f"(configure again: meson setup --reconfigure BUILDDIR)")
+        return 1
+    print(f"all {len(files)} test files of {HERE} are among meson's tests")
+    return 0
+
+
 def skip_reason(report):
     """The reason a skipped report gives."""
     if isinstance(report.longrepr, tuple):
@@ -96,6 +121,11 @@ def run_scenario(node_id):
 
 
 def main(args):
+    if args == ["--files"]:
+        print("\n".join(test_files()))
+        return 0
+    if args[:1] == ["--check-listed"]:
+        return check_listed(args[1:])
     if args[:1] == ["--list"] and len(args) > 1:
         return list_scenarios(args[1:])
     if len(args) == 1 and "::" in args[0]:

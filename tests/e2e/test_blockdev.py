@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from dih import domxml, policies
+from dih import domxml, policies, scenarios
 from dih.events import EventWatcher
 from dih.guest import WORKLOAD, ProbeGuest
 
@@ -68,7 +68,7 @@ def test_seed_short_outage(block_device, host, bus):
     assert (node["driver"], node["aio"], node["cache"]["direct"]) == \
         ("host_device", "native", True), node
     guest.wait_disk(dev)
-    guest.ride_out_outage(block_device, HOLD, dev, target)
+    scenarios.ride_out_outage(guest, block_device, HOLD, dev, target)
 
 
 def test_seed_long_outage_late_eio(block_device, host):
@@ -82,8 +82,8 @@ def test_seed_long_outage_late_eio(block_device, host):
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk(dev)
-        guest.late_error(block_device, events, SEED_TIMEOUT_MS,
-                         SEED_INTERVAL_MS, dev)
+        scenarios.late_error(guest, block_device, events, SEED_TIMEOUT_MS,
+                             SEED_INTERVAL_MS, dev)
 
 
 def test_retry_then_pause(block_device, host):
@@ -95,13 +95,12 @@ def test_retry_then_pause(block_device, host):
     the guest has seen no error."""
     driver = dict(PAUSE_POLICY.driver, io="native")
     devices = [domxml.controller("scsi", 0, "virtio-scsi"),
-               block_device.disk("sdb", "scsi", driver, address={
-                   "type": "drive", "controller": 0, "bus": 0, "target": 0,
-                   "unit": 0})]
+               block_device.disk("sdb", "scsi", driver,
+                                 address=domxml.SCSI_DRIVE)]
     guest = ProbeGuest(host, "dih-seed-pause", devices,
                        {**WORKLOAD, "disks": "sda"})
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk("sda")
-        guest.retry_then_pause(block_device, events, PAUSE_TIMEOUT_MS, "sda",
-                               "sdb")
+        scenarios.retry_then_pause(guest, block_device, events,
+                                   PAUSE_TIMEOUT_MS, "sda", "sdb")

@@ -11,12 +11,11 @@ import collections
 import contextlib
 import time
 
-from dih import domxml, policies, probe
+from dih import domxml, policies, probe, scenarios
 from dih.events import EventWatcher
 from dih.guest import ProbeGuest
 from dih.libvirt_api import qemu_monitor
 from dih.storage import NbdDisk
-from dih.wait import wait_until
 
 DEPTH = 16
 # 8 blocks per worker and 100 ms between a worker's I/Os: a phase (all
@@ -68,9 +67,9 @@ def begin_outage_with_phase(guest, disk, dev):
     (the probe has just written a pass line: its workers are starting
     the next pass's writes)."""
     mark = len(guest.console)
-    wait_until(lambda: [c for c in guest.console.records(probe.Counts, mark)
+    guest.wait(lambda: [c for c in guest.console.records(probe.Counts, mark)
                         if c.dev == dev], 60, f"a pass line for {dev}",
-               interval=0.02, state=guest.console.tail)
+               interval=0.02)
     disk.outage(True)
 
 
@@ -93,11 +92,9 @@ def ride_out_deep_outage(guest, disks, targets):
         for disk, target in zip(disks, targets):
             begin_outage_with_phase(guest, disk, target)
         aliases = {target: disk_alias(guest, target) for target in targets}
-        wait_until(lambda: sorted(guest.dom.diskErrors()) == sorted(targets),
+        guest.wait(lambda: sorted(guest.dom.diskErrors()) == sorted(targets),
                    60, f"requests held on each of {targets} (in the "
-                   "domain's disk errors)",
-                   state=lambda: f"{guest.dom.diskErrors()}\n"
-                                 f"{guest.console.tail()}")
+                   "domain's disk errors)")
         held = guest.wait_held(targets[-1])
         held_at = time.monotonic()
         failed = sorted(b["qdev"]
@@ -115,11 +112,10 @@ def ride_out_deep_outage(guest, disks, targets):
                                   lambda io: io.lat_ms >= waited, DEPTH,
                                   dev=target)
             assert all(io.ok for io in done), done
-        wait_until(lambda: guest.dom.diskErrors() == {}, 60,
-                   "no disk error once every held request completed",
-                   state=lambda: str(guest.dom.diskErrors()))
+        guest.wait(lambda: guest.dom.diskErrors() == {}, 60,
+                   "no disk error once every held request completed")
         for target in targets:
-            guest.assert_clean(guest.wait_pass(target), before[target])
+            scenarios.assert_clean(guest.wait_pass(target), before[target])
             long = [io for io in guest.console.ios(held, target)
                     if io.lat_ms >= waited]
             assert len(long) == DEPTH, long

@@ -12,7 +12,6 @@ from dih.console import Console
 from dih.events import EventWatcher
 from dih.guest import ProbeGuest
 from dih.process import stop_process
-from dih.wait import wait_until
 
 DOM = "dih-events"
 
@@ -34,12 +33,11 @@ def test_io_error_events_and_disk_errors(host, nbd_disk):
 
         nbd_disk.outage(True)
         watch.wait_for("retry")
-        wait_until(lambda: "vda" in guest.dom.diskErrors(), 60,
+        guest.wait(lambda: "vda" in guest.dom.diskErrors(), 60,
                    "vda among the disk errors")
         nbd_disk.outage(False)
-        wait_until(lambda: guest.dom.diskErrors() == {}, 60,
-                   "no disk error once the storage is back",
-                   state=lambda: str(guest.dom.diskErrors()))
+        guest.wait(lambda: guest.dom.diskErrors() == {}, 60,
+                   "no disk error once the storage is back")
         short = watch.events()
         assert {e.action for e in short} == {"retry"}, short
         assert {(e.dev_alias, e.src_path) for e in short} == \
@@ -51,7 +49,7 @@ def test_io_error_events_and_disk_errors(host, nbd_disk):
         watch.wait_for("report", since=len(short), timeout=90)
         watch.wait_for("retry", since=len(watch) - 1)
         nbd_disk.outage(False)
-        wait_until(lambda: guest.dom.diskErrors() == {}, 60,
+        guest.wait(lambda: guest.dom.diskErrors() == {}, 60,
                    "no disk error once the storage is back")
         guest.wait_io(len(guest.console), "a successful write",
                       lambda io: io.ok)

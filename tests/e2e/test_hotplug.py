@@ -6,7 +6,7 @@ device_add, and an outage on the hotplugged disk is ridden out."""
 
 import libvirt
 
-from dih import domxml, policies
+from dih import domxml, policies, scenarios
 from dih.guest import ProbeGuest
 from dih.libvirt_api import qemu_monitor
 
@@ -37,7 +37,7 @@ def test_hotplug_retry_disk_on_root_port(host, nbd_disk):
         "devices/controller[@type='pci'][@model='pcie-root-port']")
     assert len(ports) == 4
     # /init runs and waits for vda, which is not there yet.
-    guest.console.wait_for(r"DIH start$", 180)
+    guest.wait_line(r"DIH start$", 180)
     assert not [line for line in guest.console.lines()
                 if line.startswith("DIH disk")]
 
@@ -60,4 +60,4 @@ def test_hotplug_retry_disk_on_root_port(host, nbd_disk):
     assert parent.startswith(f"/machine/peripheral/pci.{ROOT_PORT}"), parent
 
     guest.wait_disk(timeout=120)
-    guest.ride_out_outage(nbd_disk, HOLD)
+    scenarios.ride_out_outage(guest, nbd_disk, HOLD)

@@ -23,16 +23,14 @@ import time
 
 import pytest
 
-from dih import domxml, policies, probe, storage
+from dih import domxml, policies, probe, scenarios, storage
 from dih.events import EventWatcher
 from dih.guest import SETTLE, WORKLOAD, ProbeGuest
-from dih.wait import wait_until
 
 # How long an outage shorter than retry_timeout, or the target's
 # absence, holds a request, in seconds.
 HOLD = 3
 POLICY = policies.retry(500, 20000)
-DRIVE = {"type": "drive", "controller": 0, "bus": 0, "target": 0, "unit": 0}
 BUSES = pytest.mark.parametrize("bus", ["scsi", "virtio"],
                                 ids=["scsi-hd", "virtio-blk"])
 # Kernel messages of a guest whose disk struggles: SCSI error handling,
@@ -50,7 +48,7 @@ def lun_guest(host, target, name, bus, policy, params=WORKLOAD,
     if bus == "scsi":
         devices = [domxml.controller("scsi", 0, "virtio-scsi"),
                    target.disk("sda", "scsi", policy.driver,
-                               initiator=initiator, address=DRIVE)]
+                               initiator=initiator, address=domxml.SCSI_DRIVE)]
         dev = "sda"
     else:
         devices = [target.disk("vda", "virtio", policy.driver,
@@ -75,7 +73,7 @@ def test_short_outage_no_guest_error(iscsi_target, host, bus):
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk(dev)
-        guest.ride_out_outage(iscsi_target, HOLD, dev)
+        scenarios.ride_out_outage(guest, iscsi_target, HOLD, dev)
     assert "retry" in events.actions() and \
         "report" not in events.actions(), events.events()
 
@@ -93,7 +91,8 @@ def test_long_outage_late_eio(iscsi_target, host):
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk(dev)
-        guest.late_error(iscsi_target, events, timeout, interval, dev)
+        scenarios.late_error(guest, iscsi_target, events, timeout, interval,
+                             dev)
 
 
 def test_retry_then_pause(iscsi_target, host):
@@ -109,7 +108,7 @@ def test_retry_then_pause(iscsi_target, host):
     with EventWatcher(host, guest.name) as events:
         guest.start()
         guest.wait_disk(dev)
-        guest.retry_then_pause(iscsi_target, events, timeout, dev)
+        scenarios.retry_then_pause(guest, iscsi_target, events, timeout, dev)
 
 
 def test_target_restart(iscsi_target, host):
@@ -130,7 +129,7 @@ def test_target_restart(iscsi_target, host):
         before = guest.wait_pass(dev)
         mark = len(guest.console)
         down = iscsi_target.stop_tgtd()
-        wait_until(lambda: quiet(guest, SETTLE), 60,
+        guest.wait(lambda: quiet(guest, SETTLE), 60,
                    "the guest's console to fall silent", interval=0.05)
         held = len(guest.console)
         guest.assert_held(held, HOLD)
@@ -147,4 +146,4 @@ def test_target_restart(iscsi_target, host):
     trouble = [k for k in guest.console.records(probe.Kmsg, mark)
                if TROUBLE.search(k.message)]
     assert trouble == [], trouble
-    guest.assert_clean(counts, before)
+    scenarios.assert_clean(counts, before)

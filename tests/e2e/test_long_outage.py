@@ -17,7 +17,7 @@ import dataclasses
 import re
 import time
 
-from dih import domxml, policies, probe
+from dih import domxml, policies, probe, scenarios
 from dih.events import EventWatcher
 from dih.guest import WORKLOAD, ProbeGuest
 from dih.libvirt_api import is_running
@@ -52,9 +52,8 @@ class Outage:
 def scsi_disk(disk):
     """disk as sda on a virtio-scsi controller."""
     return [domxml.controller("scsi", 0, "virtio-scsi"),
-            disk.disk("sda", "scsi", POLICY.driver, address={
-                "type": "drive", "controller": 0, "bus": 0, "target": 0,
-                "unit": 0})]
+            disk.disk("sda", "scsi", POLICY.driver,
+                      address=domxml.SCSI_DRIVE)]
 
 
 def ride_out(host, disk, name, devices, dev, params=None):
@@ -90,7 +89,7 @@ def ride_out(host, disk, name, devices, dev, params=None):
             "the outage ended"
         assert 0 <= completed - end <= RESUME_SLACK, \
             f"completed {completed - end:.2f} s after the outage's end"
-        guest.assert_clean(counts, before)
+        scenarios.assert_clean(counts, before)
         waited = [k for k in guest.console.records(probe.Kmsg)
                   if io.t <= k.t <= io.t + io.lat_ms / 1000]
         return Outage(guest, io, waited, events.actions())

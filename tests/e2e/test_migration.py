@@ -23,11 +23,10 @@ import os
 import libvirt
 import pytest
 
-from dih import domxml, policies
+from dih import domxml, policies, scenarios
 from dih.events import EventWatcher
 from dih.guest import WORKLOAD, ProbeGuest
 from dih.migration import migrate
-from dih.wait import wait_until
 
 DOM = "dih-mig"
 POLICY = policies.retry(1000, 30000)
@@ -69,7 +68,7 @@ def test_matching_config_migration(hosts, nbd_disk, scratch):
     # test_tls_migration relies on this telling plain from TLS.
     assert wire.connections == 1 and wire.sent > 1 << 20
     assert wire.head[:4] == b"QEVM"
-    guest.assert_clean(guest.wait_pass(), before)
+    scenarios.assert_clean(guest.wait_pass(), before)
 
 
 # What the destination's disk gets instead of POLICY (None: no error
@@ -116,7 +115,7 @@ def test_mismatched_xml_refused(hosts, nbd_disk, scratch):
         assert not b.qemu_pids()
         guest.wait_ios(len(guest.console), "the guest's I/O to go on",
                        count=10)
-    guest.assert_clean(guest.wait_pass(), before)
+    scenarios.assert_clean(guest.wait_pass(), before)
 
 
 def test_migration_during_outage(hosts, nbd_disk, scratch):
@@ -136,7 +135,7 @@ def test_migration_during_outage(hosts, nbd_disk, scratch):
         a_events.wait_for("retry")
         migrate(guest.dom, b)
         check_moved(guest, a, b)
-        wait_until(lambda: "vdb" in guest.dom.diskErrors(), 30,
+        guest.wait(lambda: "vdb" in guest.dom.diskErrors(), 30,
                    "vdb among the disk errors on the destination")
         guest.assert_held(held, 3, "the request stays held on the destination")
         assert "report" not in b_events.actions(), b_events.events()
@@ -144,7 +143,7 @@ def test_migration_during_outage(hosts, nbd_disk, scratch):
         first = guest.wait_io(held, "the held I/O to complete")
         assert first.ok and first.lat_ms >= 0.8 * (end - start) * 1000, \
             f"{first} after an outage of {end - start:.1f} s"
-        guest.assert_clean(guest.wait_pass(), before)
+        scenarios.assert_clean(guest.wait_pass(), before)
 
 
 def test_tls_migration(tls_hosts, nbd_disk, scratch):
@@ -161,4 +160,4 @@ def test_tls_migration(tls_hosts, nbd_disk, scratch):
     # A TLS session starts with a handshake record (type 22, version 3.x).
     assert wire.head[:2] == b"\x16\x03", wire.head[:8]
     assert b"QEVM" not in wire.head
-    guest.assert_clean(guest.wait_pass(), before)
+    scenarios.assert_clean(guest.wait_pass(), before)

@@ -4,9 +4,8 @@ retry: the outage machinery itself is proved here."""
 
 import libvirt
 
-from dih import policies
+from dih import policies, scenarios
 from dih.guest import ProbeGuest
-from dih.wait import wait_until
 
 
 def test_report_policy_guest_sees_eio(host, nbd_disk):
@@ -41,11 +40,10 @@ def test_stop_policy_pauses_vm(host, nbd_disk):
     guest.wait_disk()
     before = guest.wait_pass()
     nbd_disk.outage(True)
-    wait_until(lambda: guest.dom.state() == [libvirt.VIR_DOMAIN_PAUSED,
+    guest.wait(lambda: guest.dom.state() == [libvirt.VIR_DOMAIN_PAUSED,
                                              libvirt.VIR_DOMAIN_PAUSED_IOERROR],
-               60, "the VM paused on an I/O error",
-               state=lambda: f"state {guest.dom.state()}")
+               60, "the VM paused on an I/O error")
     assert "vda" in guest.dom.diskErrors()
     nbd_disk.outage(False)
     guest.dom.resume()
-    guest.assert_clean(guest.wait_pass(), before)
+    scenarios.assert_clean(guest.wait_pass(), before)

@@ -10,12 +10,12 @@ import os
 
 import libvirt
 
-from dih import domxml, policies
+from dih import domxml, policies, scenarios
 from dih.events import EventWatcher
 from dih.guest import WORKLOAD, ProbeGuest
 from dih.libvirt_api import qemu_monitor
 from dih.migration import migrate
-from dih.wait import assert_stays, wait_until
+from dih.wait import assert_stays
 
 DOM = "dih-pause-mig"
 TIMEOUT_MS = 3000
@@ -47,10 +47,8 @@ def test_paused_domain_migrates_and_resumes(hosts, nbd_disk, scratch):
         guest.wait_disk()
         before = guest.wait_pass()
         nbd_disk.outage(True)
-        wait_until(lambda: guest.dom.state() == PAUSED_IOERROR, 60,
-                   "the VM paused on an I/O error after retry_timeout",
-                   state=lambda: f"state {guest.dom.state()}\n"
-                                 f"{guest.console.tail()}")
+        guest.wait(lambda: guest.dom.state() == PAUSED_IOERROR, 60,
+                   "the VM paused on an I/O error after retry_timeout")
         paused = len(guest.console)
         retry, pause = a_events.wait_for("retry"), a_events.wait_for("pause")
         assert a_events.actions() == ["retry", "pause"], a_events.events()
@@ -79,6 +77,6 @@ def test_paused_domain_migrates_and_resumes(hosts, nbd_disk, scratch):
         assert first.ok and \
             TIMEOUT_MS <= first.lat_ms < TIMEOUT_MS + WATCH * 1000, first
         assert guest.dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-        guest.assert_clean(guest.wait_pass(), before)
+        scenarios.assert_clean(guest.wait_pass(), before)
         assert b_events.actions() == [], b_events.events()
         assert a.domain_names() == [] and not a.qemu_pids()

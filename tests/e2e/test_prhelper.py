@@ -18,7 +18,7 @@ import subprocess
 import libvirt
 import pytest
 
-from dih import domxml, environment, policies, probe
+from dih import domxml, environment, policies, probe, scenarios
 from dih.fixtures import require_root
 from dih.guest import ProbeGuest
 from dih.host import Host
@@ -26,8 +26,6 @@ from dih.process import pid_alive
 from dih.wait import wait_until
 
 POLICY = policies.retry(1000, 30000)
-SCSI_ADDRESS = {"type": "drive", "controller": 0, "bus": 0, "target": 0,
-                "unit": 0}
 KEY = 0xd1a0
 
 
@@ -72,7 +70,7 @@ def test_failed_start_leaves_no_helper(loop_device, scratch):
     lun = loop_device.disk(
         "sda", "scsi", POLICY.driver, device="lun",
         source_children=[domxml.element("reservations", {"managed": "yes"})],
-        address=SCSI_ADDRESS)
+        address=domxml.SCSI_DRIVE)
     dom_xml = domxml.add_devices(domxml.domain("dih-pr", emulator=qemu),
                                  domxml.controller("scsi", 0, "virtio-scsi"),
                                  lun)
@@ -109,12 +107,18 @@ def host_scsi_disk():
     reserves it), or skip saying why there is none."""
     path = os.environ.get("DIH_SCSI_LUN")
     if not path:
+        need = ("needs a host SCSI disk that the test may overwrite and "
+                "reserve, named by DIH_SCSI_LUN=/dev/sdX: ")
+        if not os.path.isdir("/sys/bus/scsi"):
+            # No SCSI disk can be made here (scsi_debug, LIO's tcm_loop,
+            # a kernel iSCSI login to the tests' tgtd all need it); a loop
+            # device or an NVMe disk has no SCSI reservations.
+            pytest.skip(need + f"this machine's kernel "
+                        f"({os.uname().release}) has no SCSI subsystem "
+                        "(no /sys/bus/scsi)")
         disks = glob.glob("/sys/class/scsi_disk/*")
-        pytest.skip("needs a host SCSI disk that the test may overwrite and "
-                    "reserve, named by DIH_SCSI_LUN=/dev/sdX: this machine "
-                    + (f"has {len(disks)} SCSI disk(s), none named"
-                       if disks else "has no SCSI disk (no kernel SCSI "
-                                     "devices: a loop device has no SG_IO)"))
+        pytest.skip(need + f"this machine has {len(disks)} SCSI disk(s), "
+                    "none named")
     if not os.path.exists(path):
         pytest.fail(f"DIH_SCSI_LUN={path}: no such device")
     return path
@@ -134,7 +138,7 @@ def test_managed_helper_serves_running_guest(scratch):
     lun = domxml.disk(
         "block", {"dev": path}, "sda", "scsi", POLICY.driver, device="lun",
         source_children=[domxml.element("reservations", {"managed": "yes"})],
-        address=SCSI_ADDRESS)
+        address=domxml.SCSI_DRIVE)
     with Host("prlive", qemu_conf=f'pr_helper = "{helper}"\n') as host:
         guest = ProbeGuest(
             host, "dih-prlive",
@@ -145,7 +149,7 @@ def test_managed_helper_serves_running_guest(scratch):
         assert len(helpers) == 1, helpers
         pid = helpers[0][0]
         guest.wait_disk("sda")
-        guest.assert_clean(guest.wait_pass("sda"))
+        scenarios.assert_clean(guest.wait_pass("sda"))
         results = {r.op: r.res for r in guest.console.records(probe.PR)}
         assert results == {"register": "ok", "reserve": "ok",
                            "read_keys": "ok", "read_reservation": "ok"}, \

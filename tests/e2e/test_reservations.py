@@ -27,10 +27,10 @@ import time
 
 import libvirt
 
-from dih import domxml, policies, probe, storage
+from dih import domxml, policies, probe, scenarios, storage
 from dih.events import EventWatcher
 from dih.guest import IO_TIMEOUT, SETTLE, ProbeGuest
-from dih.wait import assert_stays, wait_until
+from dih.wait import assert_stays
 
 KEY = 0xa1
 POLICY = policies.retry(1000, 60000)
@@ -40,17 +40,13 @@ AT_ONCE_MS = 250
 HOLD = 3
 
 
-ADDRESS = {"type": "drive", "controller": 0, "bus": 0, "target": 0,
-           "unit": 0}
-
-
 def shared_lun(target, initiator, device="lun"):
     """The reserved LUN as the guest with this initiator name sees it:
     sda, scsi-block (device='lun') or scsi-hd (device='disk'), shared,
     with the retry policy."""
     return target.disk("sda", "scsi", POLICY.driver, device=device,
                        initiator=storage.iqn(initiator), shareable=True,
-                       address=ADDRESS)
+                       address=domxml.SCSI_DRIVE)
 
 
 def reserving_guest(host, target):
@@ -64,7 +60,7 @@ def reserving_guest(host, target):
                     "pr": f"{KEY:x}", "pr_read": 1}).start()
     a.wait_disk("sda")
     # pr_read's line ends the reservation commands, before any I/O.
-    a.console.wait_for(r"DIH prin dev=sda ", IO_TIMEOUT)
+    a.wait_line(r"DIH prin dev=sda ", IO_TIMEOUT)
     assert {r.op: r.res for r in a.console.records(probe.PR)} == {
         "register": "ok", "reserve": "ok", "read_keys": "ok",
         "read_reservation": "ok"}, a.console.tail()
@@ -93,8 +89,8 @@ def wait_held(guest, dev):
     errors) and no I/O line of dev has arrived for SETTLE seconds, while
     the guest's other disk goes on; return the console position from
     which on no I/O of dev arrived."""
-    wait_until(lambda: dev in guest.dom.diskErrors(), IO_TIMEOUT,
-               f"a request held on {dev}", state=guest.console.tail)
+    guest.wait(lambda: dev in guest.dom.diskErrors(), IO_TIMEOUT,
+               f"a request held on {dev}")
 
     def settled():
         lines = guest.console.stamped()
@@ -104,7 +100,7 @@ def wait_held(guest, dev):
         if last >= 0 and lines[last].time > time.monotonic() - SETTLE:
             return None
         return last + 1
-    return wait_until(settled, IO_TIMEOUT, f"{dev}'s I/O to stop",
+    return guest.wait(settled, IO_TIMEOUT, f"{dev}'s I/O to stop",
                       interval=0.05)
 
 
@@ -125,7 +121,7 @@ def test_conflict_never_held(iscsi_target, host, scratch):
                        {"disks": "sda,vda", "parallel": 1, "blocks": 8,
                         "passes": 0, "pause_ms": 20, "pr_read": 1}).start()
         b.wait_disk("vda")
-        b.console.wait_for(r"DIH prin dev=sda ", IO_TIMEOUT)
+        b.wait_line(r"DIH prin dev=sda ", IO_TIMEOUT)
         # B sees A's key and reservation.
         seen = {r.dev: r for r in b.console.records(probe.PRIn)}
         assert seen["sda"].holder == KEY and seen["sda"].keys == (KEY,), seen
@@ -148,7 +144,7 @@ def test_conflict_never_held(iscsi_target, host, scratch):
         other.outage(False)
         first = b.wait_io(held, "the held request on vda", dev="vda")
         assert first.ok and first.lat_ms >= HOLD * 1000, first
-        b.assert_clean(b.wait_pass("vda"))
+        scenarios.assert_clean(b.wait_pass("vda"))
 
         live = b.live_xml()
         aliases = {t: domxml.find_disk(live, t).find("alias").get("name")
@@ -161,7 +157,7 @@ def test_conflict_never_held(iscsi_target, host, scratch):
             "no write of B's reached the reserved LUN"
         b.dom.destroy()
 
-    a.assert_clean(a.wait_pass("sda"), a_before)
+    scenarios.assert_clean(a.wait_pass("sda"), a_before)
 
 
 def test_conflict_on_iscsi_disk_not_held(iscsi_target, host):
@@ -183,4 +179,4 @@ def test_conflict_on_iscsi_disk_not_held(iscsi_target, host):
         assert b.dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         assert set(events.actions()) == {"report"}, events.events()
         b.dom.destroy()
-    a.assert_clean(a.wait_pass("sda"), a_before)
+    scenarios.assert_clean(a.wait_pass("sda"), a_before)

@@ -5,7 +5,7 @@ retry configuration, and once the outage ends the guest sees no error."""
 
 import libvirt
 
-from dih import domxml, policies
+from dih import domxml, policies, scenarios
 from dih.guest import ProbeGuest
 from dih.process import pid_alive
 
@@ -37,4 +37,4 @@ def test_daemon_restart_during_hang(host, nbd_disk):
     nbd_disk.outage(False)
     first = guest.wait_io(held, "the held I/O to complete")
     assert first.ok and first.lat_ms >= 2 * HOLD * 1000, first
-    guest.assert_clean(guest.wait_pass(), before)
+    scenarios.assert_clean(guest.wait_pass(), before)

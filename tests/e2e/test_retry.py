@@ -7,7 +7,7 @@ import time
 import libvirt
 import pytest
 
-from dih import domxml, policies
+from dih import domxml, policies, scenarios
 from dih.events import EventWatcher
 from dih.guest import ProbeGuest
 from dih.process import pid_alive
@@ -59,7 +59,7 @@ def test_short_outage_no_guest_error(host, nbd_disk):
     guest = ProbeGuest(host, "dih-short", [nbd_disk.disk(
         driver=policies.retry(500, 20000).driver)]).start()
     guest.wait_disk()
-    guest.ride_out_outage(nbd_disk, HOLD)
+    scenarios.ride_out_outage(guest, nbd_disk, HOLD)
 
 
 def test_long_outage_late_eio(host, nbd_disk):
@@ -109,7 +109,7 @@ def test_read_only_retry(host, nbd_disk):
     # Start the outage early in a write phase after the first pass (so
     # that every block has data to verify): the rest of the phase's
     # writes fail, then the first read is held.
-    guest.console.wait_for(r"DIH pass dev=vda pass=0 ", 120)
+    guest.wait_line(r"DIH pass dev=vda pass=0 ", 120)
     guest.wait_io(len(guest.console), "a pass's first write",
                   lambda io: io.op == "write" and io.blk == 0)
     mark = len(guest.console)

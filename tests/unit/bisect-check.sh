@@ -15,17 +15,12 @@ export DIH_WORK=${DIH_WORK:-$top/work}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bisect-check.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/copy/tests"
+mkdir -p "$tmp/copy"
 cp -a "$top/tools" "$top/patches" "$tmp/copy/"
-cp -a "$top/tests/unit" "$tmp/copy/tests/"
 pq=$tmp/copy/tools/pq
 
-fail=0
-expect() { # description command...
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
-not() { ! "$@"; }
+# shellcheck source=lib.sh
+. "$top/tests/unit/lib.sh"
 
 # The first context line of the first patch's first hunk no longer matches
 # the base.

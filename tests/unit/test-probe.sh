@@ -9,20 +9,16 @@ probe=${1:?usage: test-probe.sh PROBE}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 img=$dir/disk.img
-fail=0
-expect() { # description condition...
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
-# Every line matches one of the documented forms.
-n='[0-9]+'
-counts="writes=$n reads=$n errors=$n verified=$n bad=$n unknown=$n"
-key='0x[0-9a-f]+'
-pr_op='register|reserve|read_keys|read_reservation'
-pr_res='ok|E[A-Z0-9]+|(DID|STATUS)_0x[0-9a-f]{2}|[A-Z_]+(/[A-Z_]+)?'
-format="^DIH (disk dev=[^ ]+|io dev=[^ ]+ op=(write|read) blk=$n t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|timeout dev=[^ ]+ seconds=$n|pr dev=[^ ]+ op=($pr_op) res=($pr_res)|prin dev=[^ ]+ keys=(none|$key(,$key)*) holder=(none|$key) type=$n|kmsg t=$n\\.[0-9]{6} level=[0-7] .*|(reader|reset) dev=[^ ]+ t=$n\\.[0-9]{6} lat_ms=$n\\.[0-9]{3} res=(ok|E[A-Z0-9]+)|bad dev=[^ ]+ blk=$n pass=$n|pass dev=[^ ]+ pass=$n $counts|summary dev=[^ ]+ $counts|error .+|warning .+|done rc=$n)\$"
-well_formed() { ! grep -Evq "$format" <<<"$1"; }
-not_grep() { ! grep -q "$@"; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+# Every line is a probe line of a form the one grammar defines
+# (tests/dih/probe.py's FORMS), which the C file's header documents.
+probe_py=$(dirname "$0")/../dih/probe.py
+source=$(dirname "$0")/../../src/dih-probe.c
+well_formed() { "$probe_py" --lines <<<"$1"; }
+
+expect "the header of src/dih-probe.c documents the forms and parameters of tests/dih/probe.py, set_param() knows exactly those parameters" \
+    "$probe_py" --check-source "$source"
 
 truncate -s 64K "$img"
 out=$("$probe" --blocks=16 --passes=2 "$img"); rc=$?
@@ -171,7 +167,7 @@ expect "reader, resets: every line has the documented format" well_formed "$out"
 expect "reader: only its first read is logged while its result stays ok" \
     [ "$(grep '^DIH reader ' <<<"$out" | sed 's/ t=.* res=/ res=/')" = "DIH reader dev=disk.img res=ok" ]
 expect "reader: its reads are not in the counts" \
-    grep -qE "^DIH summary dev=disk.img writes=($n) reads=\\1 errors=0 verified=\\1 bad=0 unknown=0\$" <<<"$out"
+    grep -qE "^DIH summary dev=disk.img writes=([0-9]+) reads=\\1 errors=0 verified=\\1 bad=0 unknown=0\$" <<<"$out"
 expect "resets: one after 1 s, failing on a file" \
     [ "$(grep '^DIH reset ' <<<"$out" | sed 's/ t=.* res=/ res=/')" = "DIH reset dev=disk.img res=ENOTTY" ]
 expect "resets: the first one 1 s after the workers start" \
@@ -188,25 +184,25 @@ out=$("$probe" --blocks=4 --seconds=0.5 --pause_ms=10 "$img"); rc=$?
 expect "a time-bound run exits 0 after more than one pass" \
     [ $rc = 0 -a "$(grep -c '^DIH pass ' <<<"$out")" -gt 1 ]
 
-refused() { # description args...
+probe_refuses() { # description args...
     local what=$1 err rc; shift
     err=$("$probe" "$@" "$img" 2>&1); rc=$?
     expect "$what" [ $rc = 2 ]
 }
-refused "a block size not a multiple of 4096 is refused" --bs=1000
-refused "an unknown mode is refused" --mode=sideways
-refused "an empty number is refused" --blocks=
-refused "an empty --seconds is refused" --seconds=
-refused "a negative --seconds is refused" --seconds=-1
-refused "an unknown parameter is refused" --colour=blue
-refused "depth=0 is refused" --depth=0
-refused "depth=65 is refused" --depth=65
-refused "a key not hex is refused" --pr=nothex
-refused "a key of 0 is refused" --pr=0
-refused "parallel other than 0 or 1 is refused" --parallel=2
-refused "a SCSI timeout of 0 is refused" --scsi_timeout=0
-refused "a negative reader period is refused" --reader_ms=-1
-refused "a reset period not a number is refused" --scsi_reset=often
+probe_refuses "a block size not a multiple of 4096 is refused" --bs=1000
+probe_refuses "an unknown mode is refused" --mode=sideways
+probe_refuses "an empty number is refused" --blocks=
+probe_refuses "an empty --seconds is refused" --seconds=
+probe_refuses "a negative --seconds is refused" --seconds=-1
+probe_refuses "an unknown parameter is refused" --colour=blue
+probe_refuses "depth=0 is refused" --depth=0
+probe_refuses "depth=65 is refused" --depth=65
+probe_refuses "a key not hex is refused" --pr=nothex
+probe_refuses "a key of 0 is refused" --pr=0
+probe_refuses "parallel other than 0 or 1 is refused" --parallel=2
+probe_refuses "a SCSI timeout of 0 is refused" --scsi_timeout=0
+probe_refuses "a negative reader period is refused" --reader_ms=-1
+probe_refuses "a reset period not a number is refused" --scsi_reset=often
 err=$("$probe" --blocks=abc "$img" 2>&1)
 expect "a malformed number is refused by name" grep -q "bad value for --blocks: 'abc'" <<<"$err"
 

@@ -22,19 +22,12 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tools-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 copy=$tmp/copy
-mkdir -p "$copy/tests"
+mkdir -p "$copy"
 cp -a "$top/tools" "$top/patches" "$top/dih" "$copy/"
-cp -a "$top/tests/unit" "$copy/tests/"
 pq=$copy/tools/pq
 
-fail=0
-expect() { # description command...
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
-not() { ! "$@"; }
-has() { grep -qF -- "$2" <<<"$1"; } # text string
-refused() { [ "$1" != 0 ] && has "$3" "$2"; } # rc string text
+# shellcheck source=lib.sh
+. "$top/tests/unit/lib.sh"
 
 # --- descriptors -----------------------------------------------------------
 out=$("$pq" build bogus 2>&1); rc=$?
@@ -109,7 +102,7 @@ expect "blame's worktree is back at the base" \
     [ "$(git -C "$DIH_WORK/bisect/qemu" rev-parse HEAD)" = "$base" ]
 out=$("$pq" blame qemu --no-build -- test -e @TREE@/hw/block 2>&1); rc=$?
 expect "a command that passes everywhere: no patch blamed" \
-    [ $rc = 0 ] && has "$out" "no patch of ${#queue[@]} fails"
+    succeeded $rc "no patch of ${#queue[@]} fails" "$out"
 out=$("$pq" blame qemu --no-build -- test -e @TREE@/no-such-file 2>&1); rc=$?
 expect "a command that fails on the base is not pinned on a patch" \
     refused $rc "fails already at the base, without the series" "$out"
@@ -155,16 +148,16 @@ out=$("$copy/dih" blame --dry-run "$log" 2>&1); rc=$?
 expect "./dih blame: libvirt's failed tests, by name" \
     has "$out" "tools/pq blame libvirt -- meson test -C @BUILD@ --no-rebuild --print-errorlogs virschematest qemuxmlconftest"
 expect "./dih blame: QEMU's tests" \
-    has "$out" "tools/pq blame qemu -- $copy/tests/unit/qemu-tests.sh @BUILD@"
+    has "$out" "tools/pq blame qemu -- $copy/tools/components/tests/qemu-tests.sh @BUILD@"
 expect "./dih blame: nothing for a test no component runs" \
     [ "$(grep -c '^tools/pq blame' <<<"$out")" = 2 ]
 sed -i 's/\\nfailing: [^\\]*//' "$log"
 out=$("$copy/dih" blame --dry-run "$log" 2>&1)
 expect "./dih blame: libvirt's whole suite when no test is named" \
-    has "$out" "tools/pq blame libvirt -- $copy/tests/unit/libvirt-tests.sh @BUILD@ full"
+    has "$out" "tools/pq blame libvirt -- $copy/tools/components/tests/libvirt-tests.sh @BUILD@ full"
 out=$(grep -v '"FAIL"\|"TIMEOUT"' "$log" > "$tmp/ok.json"; "$copy/dih" blame "$tmp/ok.json" 2>&1); rc=$?
 expect "./dih blame: a run without failures blames nothing" \
-    [ $rc = 0 ] && has "$out" "no failed test"
+    succeeded $rc "no failed test" "$out"
 out=$("$copy/tools/testlog.py" summary "$log")
 expect "testlog.py: the closing line counts passes, failures (a timeout too) and skips" \
     [ "$(tail -1 <<<"$out")" = "1 passed, 3 failed, 1 skipped" ]

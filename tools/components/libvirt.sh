@@ -64,8 +64,13 @@ comp_configure_args() { # WORKDIR: into the array CONFIGURE_ARGS
     # no_git: libvirt's meson would otherwise run 'git submodule update'.
     # Drivers the project does not use are left out, but not LXC: the
     # check-driverimpls and check-aclrules tests need its generated
-    # protocol files.
+    # protocol files. The state directory (LOCALSTATEDIR: the domains'
+    # monitor sockets, QEMU's capability probe) is a short path of its
+    # own under /run, whatever the work directory: a UNIX socket path has
+    # at most 108 bytes. Only the test library's isolated daemons use
+    # it, each with its own directory mounted there (tests/dih/host.py).
     CONFIGURE_ARGS=(-Dno_git=true "-Dprefix=$1/install/libvirt"
+        -Dlocalstatedir=/run/dih-libvirt
         -Ddriver_qemu=enabled -Ddriver_remote=enabled
         -Ddriver_libvirtd=enabled -Ddriver_network=enabled
         -Dtests=enabled -Ddocs=enabled
@@ -112,16 +117,16 @@ comp_test() { # BUILD all|full|selected
     if [ "$2" = selected ]; then
         list=$(libvirt_bisect_tests) || return 1
         mapfile -t tests <<<"$list"
-        "$TOP/tests/unit/libvirt-tests.sh" "$1" selected "${tests[@]}"
+        "$COMPONENTS_DIR/tests/libvirt-tests.sh" "$1" selected "${tests[@]}"
     else
-        "$TOP/tests/unit/libvirt-tests.sh" "$1" "$2"
+        "$COMPONENTS_DIR/tests/libvirt-tests.sh" "$1" "$2"
     fi
 }
 
 # The command that 'tools/pq blame libvirt' runs at each position when the
 # meson test TEST failed with the output in FILE, into the array
 # BLAME_COMMAND (@BUILD@: the build of the position): the libvirt tests
-# that failed (tests/unit/libvirt-tests.sh names them on its last
+# that failed (tools/components/tests/libvirt-tests.sh names them on its last
 # 'failing:' line), or the whole suite.
 comp_blame_command() { # TEST FILE
     local names=()
@@ -129,6 +134,6 @@ comp_blame_command() { # TEST FILE
     if [ ${#names[@]} -gt 0 ]; then
         BLAME_COMMAND=(meson test -C @BUILD@ --no-rebuild --print-errorlogs "${names[@]}")
     else
-        BLAME_COMMAND=("$TOP/tests/unit/libvirt-tests.sh" @BUILD@ full)
+        BLAME_COMMAND=("$COMPONENTS_DIR/tests/libvirt-tests.sh" @BUILD@ full)
     fi
 }

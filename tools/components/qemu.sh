@@ -120,7 +120,7 @@ comp_post_build() { # BUILD
 # before the tip): QEMU's tests covering the series take seconds, so
 # they run in full everywhere.
 comp_test() { # BUILD all|full|selected
-    "$TOP/tests/unit/qemu-tests.sh" "$1"
+    "$COMPONENTS_DIR/tests/qemu-tests.sh" "$1"
 }
 
 # The command that 'tools/pq blame qemu' runs at each position when the
@@ -128,5 +128,5 @@ comp_test() { # BUILD all|full|selected
 # of the position). qemu-tests.sh passes on the base (the series' retry
 # tests are required only once the tree registers them).
 comp_blame_command() { # TEST FILE
-    BLAME_COMMAND=("$TOP/tests/unit/qemu-tests.sh" @BUILD@)
+    BLAME_COMMAND=("$COMPONENTS_DIR/tests/qemu-tests.sh" @BUILD@)
 }

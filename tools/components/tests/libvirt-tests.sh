@@ -9,7 +9,7 @@ export PATH=/usr/lib/ccache:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 export LC_ALL=C.UTF-8
 [ -f "$build/build.ninja" ] || { echo "no libvirt build in $build" >&2; exit 1; }
 
-top=$(cd "$(dirname "$0")/../.." && pwd)
+top=$(cd "$(dirname "$0")/../../.." && pwd)
 testlog=$top/tools/testlog.py
 
 rc=0

@@ -1,0 +1,92 @@
+"""The scenarios' shared checks on a probe guest (dih.guest.ProbeGuest):
+what an outage on its storage must look like under each policy, and the
+probe's counts without a guest error. The guest model only waits and
+reports; the checks that assert are here."""
+
+import libvirt
+
+from .libvirt_api import is_running
+
+
+def ride_out_outage(guest, storage, hold, dev="vda", target=None):
+    """An outage on storage (storage.NbdDisk) that the retry policy
+    rides out: a request on dev (the guest's name; target is the
+    disk's in the domain XML, dev unless given) is held and the
+    guest's I/O stays held for hold seconds while the VM runs; after
+    the outage the held request completes, having waited at least
+    hold seconds, and a whole pass afterwards verifies with no
+    error."""
+    before = guest.wait_pass(dev)
+    storage.outage(True)
+    held = guest.wait_held(target or dev)
+    guest.assert_held(held, hold)
+    storage.outage(False)
+    first = guest.wait_io(held, "the held I/O to complete", dev=dev)
+    assert first.ok and first.lat_ms >= hold * 1000, first
+    assert_clean(guest.wait_pass(dev), before)
+
+
+def late_error(guest, storage, events, timeout, interval, dev="vda"):
+    """An outage on storage longer than the disk's retry_timeout
+    (timeout ms, retry_interval interval ms) while the probe writes
+    (mode write): a write is held for the timeout, then fails with
+    EIO in the guest, which waited as long, not less (and at most one
+    interval and 1 s more); its 'retry' and 'report' events (events:
+    the domain's EventWatcher) are as far apart, 50 ms of the host's
+    clock aside; the VM runs all along, and writes work again after
+    the outage."""
+    guest.wait_pass(dev)
+    mark = len(guest.console)
+    storage.outage(True)
+    failed = guest.wait_io(mark, "a write to fail after the timeout",
+                           lambda io: not io.ok, dev=dev)
+    assert is_running(guest.dom), guest.dom.state()
+    back = len(guest.console)
+    storage.outage(False)
+    guest.wait_io(back, "a successful write", lambda io: io.ok, dev=dev)
+    assert failed.res == "EIO" and \
+        timeout <= failed.lat_ms <= timeout + interval + 1000, failed
+    actions = events.events()
+    start = next(e for e in actions if e.action == "retry")
+    end = next(e for e in actions if e.action == "report")
+    held_ms = (end.time - start.time) * 1000
+    assert timeout - 50 <= held_ms <= timeout + interval + 1000, \
+        f"held {held_ms:.0f} ms for retry_timeout {timeout} ms: {actions}"
+
+
+def retry_then_pause(guest, storage, events, timeout, dev="vda",
+                     target=None):
+    """An outage on storage with error_policy='stop' and a
+    retry_timeout of timeout ms on dev (target: its name in the
+    domain XML, dev unless given): a request is held while the VM
+    runs, then the domain pauses with reason I/O error no earlier than
+    the timeout after the wait began ('retry', then 'pause' among
+    events, the domain's EventWatcher); it stays paused when the
+    storage is back, and once resumed the request completes having
+    waited the timeout, and a whole pass verifies with no error."""
+    paused = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
+    before = guest.wait_pass(dev)
+    storage.outage(True)
+    held = guest.wait_held(target or dev)
+    guest.wait(lambda: guest.dom.state() == paused, 60,
+               "the domain to pause on the I/O error")
+    events.wait_for("pause")
+    assert events.actions()[:2] == ["retry", "pause"], events.events()
+    start, pause = events.events()[:2]
+    assert (pause.time - start.time) * 1000 >= timeout - 50, \
+        f"paused {pause.time - start.time:.2f} s after the wait began"
+    storage.outage(False)
+    assert guest.dom.state() == paused, "no resume without virsh resume"
+    guest.dom.resume()
+    first = guest.wait_io(held, "the held I/O to complete", dev=dev)
+    assert first.ok and first.lat_ms >= timeout, first
+    assert_clean(guest.wait_pass(dev), before)
+
+
+def assert_clean(counts, since_counts=None):
+    """The counts show no failed I/O and no bad or unknown read, and
+    more verified reads than since_counts."""
+    assert counts.clean, f"no guest error, every read verified: {counts}"
+    if since_counts is not None:
+        assert counts.verified > since_counts.verified, \
+            f"more reads verified ({since_counts} -> {counts})"
