@@ -22,7 +22,13 @@ patched build (it fails, is skipped, or is gone) RERUNS + 1 times: each
 such test is run up to RERUNS more times on the patched build, alone, and
 one that passes then is reported as a flake (iotest 153, for example,
 races with the release of an image lock when several tests run at once,
-on the base as well). A test the base does not have (the series' own qtests) must
+on the base as well). One that fails every time is then run RECHECKS
+times on the base and on the patched build in turn, because the base's
+result may be cached from a run under another load: it is a regression
+if the base passes every time and the patched build fails all but once at
+most; otherwise it is unstable on both (iotest iothreads-create, whose
+job times out after 5 s, fails on both on a loaded 2-core machine),
+reported but not a regression. A test the base does not have (the series' own qtests) must
 pass; a SKIP of it is a failure. GTest '# SKIP' and iotests' 'not run' are
 skips, never passes.
 
@@ -80,6 +86,9 @@ IOTEST_FORMATS = ["raw", "qcow2"]
 IOTEST_GROUP = "quick"
 # How often a test that looks like a regression is run again
 RERUNS = 2
+# How often one that still fails then is run on the base and on the
+# patched build in turn before it is called a regression
+RECHECKS = 6
 # Seconds a qtest binary may run without reporting a test result, and an
 # iotest may run, before it is killed and counted as failed (hung).
 QTEST_TIMEOUT = 300
@@ -560,6 +569,7 @@ class Side:
 
     def run_iotest(self, fmt, test, again=False):
         base, env = self.iotest_env(fmt)
+        os.makedirs(base, exist_ok=True)
         t0 = time.monotonic()
         tap = re.compile(rf"^(ok|not ok) {re.escape(fmt)} (\S+)(\s+# SKIP)?")
         outcome, lines = None, []
@@ -784,6 +794,8 @@ def main():
 
         # --- compare; what looks bad runs once more
         regressions, flakes, new_bad, new_tests, both_fail = [], [], [], [], []
+        unstable = []
+        base_now = None
         for part in parts:
             b, p = base_res[part], pat_res[part]
             for t in sorted(set(b) | set(p)):
@@ -809,12 +821,40 @@ def main():
                 if again.outcome == "PASS":
                     flakes.append((part, t, first))
                     p[t] = again
-                else:
-                    (new_bad if rb is None else regressions).append((part, t, first, again))
-                    if rp is not None:
+                    continue
+                if rb is not None and rp is not None:
+                    # The base's pass may be cached from a run under
+                    # another load: run the test on the base now, in turn
+                    # with the patched build, RECHECKS times each. It is a
+                    # regression only if the base passes every time and
+                    # the patched build fails all but once at most;
+                    # otherwise it is unstable on both.
+                    if base_now is None:
+                        base_now = Side("base", os.path.join(basedir, "build", "qemu"),
+                                        os.path.join(WORK, "regress", "base-again"), jobs)
+                        base_now.prepare()
+                    b_now, p_now = [], []
+                    for _ in range(RECHECKS):
+                        b_now.append(base_now.rerun(part, t))
+                        p_now.append(patched.rerun(part, t))
+                    b_bad = [r for r in b_now if r.outcome != "PASS"]
+                    p_bad = [r for r in p_now if r.outcome != "PASS"]
+                    log(f"in turn: {part} {t}: base {len(b_now) - len(b_bad)} of {RECHECKS} "
+                        f"passed, patched {len(p_now) - len(p_bad)} of {RECHECKS}")
+                    if b_bad or len(p_bad) < RECHECKS - 1:
+                        worst = (b_bad or p_bad)[0]
+                        unstable.append((part, t, f"run in turn {RECHECKS} times each: "
+                                         f"base failed {len(b_bad)}, patched {len(p_bad)}; "
+                                         f"{worst.outcome}: {worst.msg}"))
                         p[t] = again
+                        continue
+                (new_bad if rb is None else regressions).append((part, t, first, again))
+                if rp is not None:
+                    p[t] = again
     finally:
         patched.cleanup()
+        if base_now is not None:
+            base_now.cleanup()
 
     # --- report
     print()
@@ -859,6 +899,8 @@ def main():
     show(f"new tests failing or skipped ({RERUNS + 1} times)", new_bad)
     show("flakes (failed on patched, passed when run again)", flakes)
     show("fail on both (informative)", both_fail)
+    show("unstable on both: fail on the patched build, and on the base or not always "
+         "when run in turn (informative)", unstable)
     show("new in the patched tree", new_tests)
     print(f"\nlogs: {patched.logdir}; took {time.monotonic() - t_all:.0f} s")
     n_new_ok = len(new_tests) - len(new_bad)
