@@ -24,7 +24,8 @@ pq=$tmp/copy/tools/pq
 
 # The first context line of the first patch's first hunk no longer matches
 # the base.
-mapfile -t queue < <(sed -e 's/#.*//' -e '/^[[:space:]]*series[[:space:]]/d' -e '/^[[:space:]]*$/d' "$top/patches/libvirt/series")
+mapfile -t queue < <(. "$top/tools/lib.sh"; read_series "$top/patches/libvirt"
+                     printf '%s\n' "${SERIES[@]}")
 first=${queue[0]} total=${#queue[@]}
 awk '!done && hunk && /^ / { print " DIH-MUTATION"; done = 1; next }
      /^@@ / { hunk = 1 } { print }' "$top/patches/libvirt/$first" \

@@ -23,7 +23,8 @@ while read -r p; do
     else
         echo "ok   $p: $(grep -E '^total:' <<<"$out")"
     fi
-done < <(sed -e 's/#.*//' -e '/^[[:space:]]*series[[:space:]]/d' -e '/^[[:space:]]*$/d' "$pdir/series")
+done < <(. "$(dirname "$0")/../../tools/lib.sh"; read_series "$pdir"
+         printf '%s\n' "${SERIES[@]}")
 [ $n -gt 0 ] || { echo "the series lists no patch" >&2; exit 1; }
 echo "checkpatch.pl: $n patches, $bad with errors or warnings"
 exit $fail

@@ -64,26 +64,29 @@ expect "tools/guest-kernel.sh unpacks the kernel its descriptor pins ($want)" \
     [ "$kernel" = "$want" ]
 
 # --- export ----------------------------------------------------------------
-before=$(cd "$copy/patches/qemu" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+# One checksum of every file of the copy's patches/qemu.
+queue_sum() { (cd "$copy/patches/qemu" && find . -type f -print0 | sort -z |
+                   xargs -0 sha256sum | sha256sum); }
+before=$(queue_sum)
 out=$(GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=format.filenameMaxLength \
       GIT_CONFIG_VALUE_0=bogus "$pq" export qemu 2>&1); rc=$?
 expect "a failing git format-patch fails the export" \
     refused $rc "exporting work/qemu failed; patches/qemu is unchanged" "$out"
 expect "and leaves every file of patches/qemu as it was" \
-    [ "$(cd "$copy/patches/qemu" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" = "$before" ]
+    [ "$(queue_sum)" = "$before" ]
 expect "and no temporary queue behind" \
     not compgen -G "$copy/patches/.qemu.export.*"
 out=$("$pq" export qemu 2>&1); rc=$?
 expect "the same export without the fault succeeds" [ $rc = 0 ]
 expect "and reproduces patches/qemu" \
-    [ "$(cd "$copy/patches/qemu" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" = "$before" ]
+    [ "$(queue_sum)" = "$before" ]
 
 # --- blame -----------------------------------------------------------------
 branch=$(git -C "$DIH_WORK/qemu" symbolic-ref -q HEAD)
 head=$(git -C "$DIH_WORK/qemu" rev-parse HEAD)
 base=$(git -C "$DIH_WORK/qemu" rev-parse base)
-mapfile -t queue < <(sed -e 's/#.*//' -e '/^[[:space:]]*series[[:space:]]/d' \
-                           -e '/^[[:space:]]*$/d' "$top/patches/qemu/series")
+mapfile -t queue < <(. "$top/tools/lib.sh"; read_series "$top/patches/qemu"
+                     printf '%s\n' "${SERIES[@]}")
 # The first patch that adds hw/block/retry.c.
 first=0
 for ((i = 0; i < ${#queue[@]}; i++)); do
