@@ -27,11 +27,9 @@ git config --global user.name "Test Submitter"
 git config --global user.email "submitter@example.com"
 me="Test Submitter <submitter@example.com>"
 
-fail=0
-expect() { # description command...
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
+# expect, refused, not, not_grep (and $fail, this script's exit status)
+# shellcheck source=lib.sh
+. "$top/tests/unit/lib.sh"
 series_of() { # comp [dir]: the patches of the queue, in order
     read_series "${2:-$top/patches/$1}"
     printf '%s\n' "${SERIES[@]}"
@@ -66,11 +64,6 @@ tree_of() { # comp patches...
     GIT_INDEX_FILE=$idx git -C "$WORK/$comp" write-tree
 }
 
-not_grep() { ! grep -q "$@"; }
-not() { ! "$@"; }
-refused() { # rc pattern message
-    [ "$1" != 0 ] && grep -q "$2" <<<"$3"
-}
 no_project_identity() { # dir
     ls "$1"/*.patch > /dev/null 2>&1 &&
         ! grep -q -e "$DIH_EMAIL" -e "$DIH_NAME <" "$1"/*.patch
@@ -107,6 +100,10 @@ every_mail_cc() { # dir addresses...
     for f in "$1"/*.patch; do
         [ "$(cc_of "$f")" = "${*:2}" ] || { echo "$f: Cc: $(cc_of "$f")"; return 1; }
     done
+}
+# CMD is one line, a send-email command of the mails in DIR.
+one_send_email_of() { # cmd dir
+    [ "$(wc -l <<<"$1")" = 1 ] && [[ $1 == *" $2/*.patch" ]]
 }
 send_email_ok() { # line to dir addresses...: with a --cc= of each address
     local line=$1 to=$2 dir=$3 a; shift 3
@@ -371,7 +368,7 @@ expect "--series retry: only retry is written" [ "$(ls "$tmp/m-retry")" = retry 
 expect "--series retry: fixes is applied first, as its prerequisite" \
     grep -qF "series fixes applied: a prerequisite of retry" "$tmp/m-retry.log"
 expect "--series retry: one send-email command, of retry" \
-    [ "$(wc -l <<<"$cmd")" = 1 ] && [[ $cmd == *" $tmp/m-retry/retry/*.patch" ]]
+    one_send_email_of "$cmd" "$tmp/m-retry/retry"
 expect "--series retry: the same mails as the whole run's retry" \
     diff -r -I '^From [0-9a-f]\{40\} ' -I '^Date: ' "$tmp/m-all/retry" "$tmp/m-retry/retry"
 msg=$(msubmit --series bogus --out "$tmp/x" 2>&1); rc=$?
