@@ -21,6 +21,11 @@ from . import environment
 # the patched tree); Debian's python3-libvirt predates it.
 IO_ERROR_RETRY = getattr(libvirt, "VIR_DOMAIN_EVENT_IO_ERROR_RETRY", 3)
 
+# The disk error code the series adds to virDomainDiskErrorCode
+# (VIR_DOMAIN_DISK_ERROR_RETRYING): the disk's failed requests are held
+# and retried.
+DISK_ERROR_RETRYING = getattr(libvirt, "VIR_DOMAIN_DISK_ERROR_RETRYING", 3)
+
 IO_ERROR_ACTIONS = {
     libvirt.VIR_DOMAIN_EVENT_IO_ERROR_NONE: "none",
     libvirt.VIR_DOMAIN_EVENT_IO_ERROR_PAUSE: "pause",

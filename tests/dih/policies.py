@@ -44,11 +44,13 @@ class Policy:
         write = self.driver["error_policy"]
         read = self.driver.get("rerror_policy", write)
         props = {}
-        # 'stop' with a retry attribute is retry, then pause
-        retry_attrs = any(a in self.driver for a in RETRY_ATTRIBUTES)
+        # 'stop' with a non-zero retry_timeout is retry, then pause
+        # (libvirt refuses 'stop' with retry_interval alone or a timeout
+        # of 0, which could never pause)
+        stop_retries = int(self.driver.get("retry_timeout", 0)) > 0
         for name, value in (("werror", write), ("rerror", read)):
             props[name], retried = POLICY_VALUES[value]
-            if retried or (value == "stop" and retry_attrs):
+            if retried or (value == "stop" and stop_retries):
                 props[name + "-retry"] = True
         for attr, prop in RETRY_ATTRIBUTES.items():
             if attr in self.driver:

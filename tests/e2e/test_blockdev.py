@@ -104,3 +104,35 @@ def test_retry_then_pause(block_device, host):
         guest.wait_disk("sda")
         scenarios.retry_then_pause(guest, block_device, events,
                                    PAUSE_TIMEOUT_MS, "sda", "sdb")
+
+
+def test_buffered_writes_never_hang(block_device, host):
+    """The seed's block disk with cache='writeback' (host page cache, the
+    -drive default): once one flush of the host device failed, the host
+    cannot tell whether the page cache dropped the data, and QEMU fails
+    every later flush of it. QEMU therefore does not hold writes or
+    flushes of such a disk. An outage during the guest's synchronous
+    writes (the probe's O_SYNC: each write is followed by a flush) ends,
+    within the seed's retry_timeout of the storage coming back, with the
+    guest's write returning, success or error, and its I/O going on:
+    never a hang. QEMU opens the device without O_DIRECT."""
+    driver = dict(policies.SEED.driver, cache="writeback", io="threads")
+    devices = [domxml.disk("block", {"dev": block_device.path}, "vdb",
+                           "virtio", driver)]
+    guest = ProbeGuest(host, "dih-seed-writeback", devices,
+                       {**WORKLOAD, "mode": "write"})
+    guest.start()
+    node = blockdev_argument(host, block_device.path)
+    assert node["cache"]["direct"] is False, node
+    guest.wait_disk()
+    guest.wait_io(len(guest.console), "a successful write", lambda io: io.ok)
+    mark = len(guest.console)
+    block_device.outage(True)
+    guest.wait_io(mark, "a write that fails during the outage",
+                  lambda io: not io.ok, timeout=SEED_TIMEOUT_MS / 1000 + 30)
+    block_device.outage(False)
+    back = len(guest.console)
+    # Whatever the host's flushes return now, the guest's writes return,
+    # within retry_timeout of the storage coming back.
+    guest.wait_ios(back, "writes returning after the outage", count=3,
+                   timeout=SEED_TIMEOUT_MS / 1000)

@@ -45,6 +45,12 @@ def start_guest(host, disk, scratch, policy=POLICY):
     return guest
 
 
+def domain_log(host):
+    """The log of DOM's QEMU on host, which libvirt opens when it launches
+    the QEMU."""
+    return os.path.join(host.var, "log", "libvirt", "qemu", DOM + ".log")
+
+
 def check_moved(guest, src, dst):
     """The domain runs on dst and is gone from src, QEMU included."""
     guest.reconnect(dst)
@@ -63,6 +69,9 @@ def test_matching_config_migration(hosts, nbd_disk, scratch):
     before = guest.wait_pass()
     wire = migrate(guest.dom, b)
     check_moved(guest, a, b)
+    # What test_mismatched_xml_refused relies on: a QEMU started on the
+    # destination leaves its domain log there.
+    assert os.path.exists(domain_log(b))
     attrs = domxml.driver_attributes(guest.dom.XMLDesc(0), "vdb")
     assert domxml.subset(POLICY.driver, attrs), attrs
     # test_tls_migration relies on this telling plain from TLS.
@@ -88,7 +97,7 @@ def test_mismatched_xml_refused(hosts, nbd_disk, scratch):
     in Prepare (the source's migration cookie against its definition)
     with VIR_ERR_CONFIG_UNSUPPORTED naming the disk and both
     configurations; the source runs on, its I/O unharmed, and the
-    destination has no domain and no QEMU."""
+    destination has no domain and never started a QEMU."""
     a, b = hosts
     guest = start_guest(a, nbd_disk, scratch)
     before = guest.wait_pass()
@@ -113,6 +122,10 @@ def test_mismatched_xml_refused(hosts, nbd_disk, scratch):
         assert guest.dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         assert b.domain_names() == []
         assert not b.qemu_pids()
+        # Refused in Prepare, before a QEMU was started there: libvirt
+        # opens a domain's log when it launches its QEMU.
+        assert not os.path.exists(domain_log(b)), \
+            "the destination started a QEMU before refusing"
         guest.wait_ios(len(guest.console), "the guest's I/O to go on",
                        count=10)
     scenarios.assert_clean(guest.wait_pass(), before)

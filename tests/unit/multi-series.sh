@@ -2,16 +2,17 @@
 # Sourced by tests/unit/tools.sh and submission-kit.sh: a QEMU queue of
 # three series, made from the project's one. multi_series DIR makes, from
 # work/qemu (DIH_WORK) and the project's tools and patches:
-#   DIR/work/qemu  a clone of work/qemu (tag 'base' and the 15 commits of
+#   DIR/work/qemu  a clone of work/qemu (tag 'base' and the N commits of
 #                  the queue; work/ itself is not changed), in which the
 #                  first two commits, the fixes, carry 'Cc: qemu-stable@nongnu.org'
+#                  and no other commit does
 #   DIR/copy       tools/ and patches/ of the project, whose patches/qemu
 #                  has a series file naming three series and no patch:
 #                      series fixes 1 stable    (to be patches 1-2)
-#                      series retry 2           (3-14)
-#                      series early 1           (15)
+#                      series retry 2           (3 to N-1)
+#                      series early 1           (N)
 #                  and a cover letter for each
-# Then DIH_WORK=DIR/work DIR/copy/tools/pq export qemu --counts 2,12,1
+# Then DIH_WORK=DIR/work DIR/copy/tools/pq export qemu --counts 2,N-3,1
 # writes the three series (multi_series_export DIR does). Fails when a
 # step fails.
 
@@ -28,6 +29,7 @@ multi_series() { # DIR
     for c in $(git -C "$t" rev-list --reverse base..HEAD); do
         i=$((i + 1))
         msg=$(git -C "$t" log -1 --format=%B "$c") || return 1
+        msg=$(grep -vxF "Cc: qemu-stable@nongnu.org" <<<"$msg")
         if [ $i -le 2 ]; then
             msg=$(git -C "$t" interpret-trailers \
                       --trailer "Cc: qemu-stable@nongnu.org" <<<"$msg") || return 1
@@ -41,6 +43,10 @@ multi_series() { # DIR
     done
     git -C "$t" reset -q --hard "$parent" || return 1
     q=$dir/copy/patches/qemu
+    # The project's other series go; retry keeps its cover letter.
+    for c in "$q"/*/; do
+        [ "$(basename "$c")" = retry ] || rm -rf "$c" || return 1
+    done
     printf '%s\n' '# three series' 'series fixes 1 stable' 'series retry 2' \
         'series early 1' > "$q/series" &&
         mkdir -p "$q/fixes" "$q/early" || return 1
@@ -59,5 +65,7 @@ EOF
 }
 
 multi_series_export() { # DIR
-    DIH_WORK=$1/work "$1/copy/tools/pq" export qemu --counts 2,12,1
+    local n
+    n=$(git -C "$1/work/qemu" rev-list --count base..HEAD) || return 1
+    DIH_WORK=$1/work "$1/copy/tools/pq" export qemu --counts "2,$((n - 3)),1"
 }

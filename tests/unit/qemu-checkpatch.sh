@@ -1,6 +1,10 @@
 #!/bin/bash
 # QEMU's scripts/checkpatch.pl over every patch of the QEMU series; any
-# ERROR or WARNING fails (checkpatch itself fails on errors only).
+# ERROR or WARNING fails (checkpatch itself fails on errors only), with
+# one exception: "Macros with complex values" on a '#define
+# DEFINE_..._PROPERTIES' list of qdev properties, which checkpatch reports
+# for upstream's own DEFINE_BLOCK_PROPERTIES too (such a list of
+# initializers cannot be put in parentheses). It is printed, not counted.
 # Usage: qemu-checkpatch.sh QEMU_TREE PATCH_DIR
 set -uo pipefail
 tree=${1:?usage: qemu-checkpatch.sh QEMU_TREE PATCH_DIR}
@@ -15,6 +19,16 @@ while read -r p; do
     n=$((n + 1))
     out=$(cd "$tree" && perl "$cp" --color=never --root="$tree" "$pdir/$p" 2>&1)
     rc=$?
+    # The one accepted report: the ERROR line, its location and a context
+    # that starts with the property list's #define.
+    known=$(grep -A2 '^ERROR: Macros with complex values' <<<"$out" |
+                grep -c '^+#define DEFINE_[A-Z0-9_]*_PROPERTIES(')
+    if [ "$known" -gt 0 ] &&
+       [ "$(grep -c '^ERROR:' <<<"$out")" = "$known" ] &&
+       grep -qE "^total: $known errors, 0 warnings" <<<"$out"; then
+        echo "ok   $p: checkpatch's known false positive on a qdev property list ($known)"
+        continue
+    fi
     if [ $rc != 0 ] || grep -qE '^(ERROR|WARNING):' <<<"$out"; then
         echo "FAIL $p"
         grep -E -A4 '^(ERROR|WARNING):' <<<"$out" | grep -v '^total:' | sed 's/^/    /'

@@ -332,9 +332,9 @@ msg=$("$submit" libvirt --onto "$tmp/nowhere" --out "$tmp/x" 2>&1); rc=$?
 expect "--onto a directory that is no git checkout: refused" refused $rc 'not a git checkout' "$msg"
 
 # --- a QEMU queue of three series ------------------------------------------
-# tests/unit/multi-series.sh: fixes (2 patches, stable), retry (12, version
-# 2), early (1), exported from a clone of work/qemu; tools/submit of that
-# copy, over that clone.
+# tests/unit/multi-series.sh: fixes (2 patches, stable), retry (all but the
+# first two and the last, version 2), early (1), exported from a clone of
+# work/qemu; tools/submit of that copy, over that clone.
 echo "== qemu in three series"
 . "$top/tests/unit/multi-series.sh"
 multi=$tmp/multi
