@@ -53,7 +53,7 @@ comp_vars=(COMP_KIND COMP_TITLE COMP_VERSION COMP_DEB_SOURCE COMP_DEB_VERSION
            COMP_WORKTREE_COPY COMP_CHECK_OPTIONS COMP_MAIL_TO COMP_CC_COMMAND
            COMP_STABLE_CC COMP_BLAME_TESTS COMP_REGRESS_BASE CONFIGURE_ARGS)
 comp_funcs=(comp_unpack comp_configure_args comp_configure comp_post_build
-            comp_test comp_blame_command)
+            comp_test comp_blame_command comp_position_check)
 comp_required_series=(COMP_TITLE COMP_VERSION COMP_DEB_SOURCE COMP_DEB_VERSION
                       COMP_DEB_SUITE COMP_PINNED COMP_BASE_DATE COMP_BASE_MESSAGE
                       COMP_MAIL_TO)
@@ -90,6 +90,7 @@ load_component() { # NAME [KIND]
     COMP_BLAME_TESTS=() COMP_APT_SOURCES=() COMP_REGRESS_BASE=no
     comp_post_build() { :; }
     comp_blame_command() { return 1; }
+    comp_position_check() { :; }
     # shellcheck source=/dev/null
     . "$f" || die "$f: could not be read"
     COMP=$name

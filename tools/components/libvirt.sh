@@ -137,3 +137,16 @@ comp_blame_command() { # TEST FILE
         BLAME_COMMAND=("$COMPONENTS_DIR/tests/libvirt-tests.sh" @BUILD@ full)
     fi
 }
+
+# At every position of the bisect check: each domain XML of the series'
+# tests (those of the tip, work/libvirt) is either refused by the build
+# under test or becomes a command line whose disks the patched QEMU (the
+# series' target, work/build/qemu) and a stock one (Debian's, without
+# retries) realize; a disk asking for retries never loses them silently
+# (tools/components/tests/libvirt-argv-check.py).
+comp_position_check() { # BUILD TREE
+    local qemu=$WORK/build/qemu/qemu-system-x86_64
+    [ -x "$qemu" ] || die "no patched QEMU in $qemu: run 'tools/pq ensure qemu' first"
+    "$COMPONENTS_DIR/tests/libvirt-argv-check.sh" "$1" "$2" "$WORK/libvirt" \
+        "$qemu" /usr/bin/qemu-system-x86_64
+}

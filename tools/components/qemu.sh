@@ -130,3 +130,7 @@ comp_test() { # BUILD all|full|selected
 comp_blame_command() { # TEST FILE
     BLAME_COMMAND=("$COMPONENTS_DIR/tests/qemu-tests.sh" @BUILD@)
 }
+
+# comp_position_check BUILD TREE (optional; none for QEMU): a check that
+# the bisect check runs at every position after the tests, on the build
+# BUILD of the tree TREE at that position.
