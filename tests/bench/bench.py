@@ -2,7 +2,7 @@
 """Benchmarks of the retry policy on real processes (SPEC section 11).
 
     bench.py [NAME...]   run the benchmarks named (fast_path, wait_cost,
-                         resume, scale; all by default)
+                         resume, scale, event_rate; all by default)
 
 How it measures (QEMU's CPU time, the guest's bursts of requests, the
 outages that hold them) is tests/bench/measure.py; what each benchmark
@@ -78,6 +78,15 @@ inside the guest (the probe's t and lat_ms).
   resubmitting one more request costs), constant if the cost grows
   linearly with the requests held.
 
+- event_rate: the io-error events a guest can drive (QEMU's
+  BLOCK_IO_ERROR, a guest-triggerable event): one disk, 32 I/Os in
+  flight, through an outage of 10 s, with error_policy and rerror_policy
+  'retry', retry_interval 100 ms (the least QEMU takes) and retry_timeout
+  1 ms, so that every request is held, then reported, and the guest
+  resubmits at once; paired in each of 3 samples with the same guest on
+  'report'. Printed: the guest's failed I/Os per second, the events per
+  second by action, and the ratio of the two policies' event rates.
+
 Held requests come from guests writing in bursts (Bursts): on each disk,
 depth workers write one block each at the same moment, wait for one
 another, sleep pause_ms, and start again. An outage begun while they
@@ -86,6 +95,7 @@ sleep holds exactly the next burst, counted by libvirt's io-error events
 completes until it ends.
 """
 
+import collections
 import os
 import signal
 import statistics
@@ -98,6 +108,7 @@ import figures  # noqa: E402
 from figures import measured  # noqa: E402
 from dih import environment, policies, probe  # noqa: E402
 from dih.guest import BOOT_TIMEOUT, ProbeGuest  # noqa: E402
+from dih.events import EventWatcher  # noqa: E402
 from dih.host import Host  # noqa: E402
 from dih.storage import NbdDisk  # noqa: E402
 from measure import (POLL, Bursts, QemuCpu, Run, accelerator,  # noqa: E402
@@ -130,6 +141,10 @@ SCALE = ((1, ("vda",)), (16, ("vda",)), (64, ("vda", "vdb")))
 SCALE_INTERVAL = 100
 SCALE_SAMPLES = 3
 SCALE_WINDOW = 5
+
+EVENT_SAMPLES = 3
+EVENT_DEPTH = 32
+EVENT_OUTAGE = 10
 
 
 class Terminated(Exception):
@@ -398,8 +413,67 @@ def scale(run):
             SCALE_WINDOW))
 
 
+def event_rate(run):
+    """io-error events a guest drives through an outage with
+    retry_timeout 1 ms, paired with the same guest reporting its errors
+    at once."""
+    rows, ratios = [], []
+    cases = (("report", policies.REPORT),
+             ("retry, retry_interval 100 ms, retry_timeout 1 ms",
+              policies.retry(100, 1)))
+    for sample in range(EVENT_SAMPLES):
+        rates = {}
+        for label, policy in cases:
+            guest = ProbeGuest(
+                run.host, f"dih-events-{sample}-{len(rates)}",
+                [run.disk.disk(driver=policy.driver)],
+                {"depth": EVENT_DEPTH, "blocks": EVENT_DEPTH, "passes": 0,
+                 "mode": "rw"}).start()
+            try:
+                with EventWatcher(run.host, guest.name) as events, \
+                        guest.console.follow(POLL):
+                    run.accelerators.add(accelerator(guest.dom))
+                    guest.wait_disk()
+                    guest.wait_pass()
+                    since, mark = len(events), len(guest.console)
+                    begin = run.disk.outage(True)
+                    time.sleep(EVENT_OUTAGE)
+                    end = run.disk.outage(False)
+                    guest.wait_pass(since=len(guest.console))
+                    seen = [e for e in events.events(since)
+                            if begin <= e.time <= end]
+                    failed = [line for line in guest.console.stamped(mark)
+                              if isinstance(line.record, probe.IO)
+                              and not line.record.ok
+                              and begin <= line.time <= end]
+            finally:
+                destroy(guest.dom)
+            seconds = end - begin
+            measured(failed, f"{label}: the guest saw errors during the "
+                     f"outage: {guest.console.tail()}")
+            actions = collections.Counter(e.action for e in seen)
+            rates[label] = len(seen) / seconds
+            rows.append([sample + 1, label, "%.1f" % (len(failed) / seconds),
+                         "%.2f" % rates[label],
+                         ", ".join("%s %.2f" % (a, n / seconds)
+                                   for a, n in sorted(actions.items()))])
+            print("event rate, %s: %d failed guest I/Os, %d events in %.1f s"
+                  " (%s)" % (label, len(failed), len(seen), seconds,
+                             dict(actions)), flush=True)
+        ratios.append(rates[cases[1][0]] / rates[cases[0][0]])
+    return "io-error events a guest drives", figures.table(
+        ["sample", "policy", "failed guest I/Os per s",
+         "io-error events per s", "by action, per s"], rows) + (
+        "\n\nRatio of the event rates, retry_timeout 1 ms / report, per "
+        "sample: %s. One disk, %d I/Os in flight, an outage of %d s; events "
+        "as libvirt's io-error events reach a client, counted from the "
+        "outage's beginning to its end. QEMU rate limits BLOCK_IO_ERROR per "
+        "device and action (one per second, the last of a burst kept)." % (
+            " ".join("%.2f" % r for r in ratios), EVENT_DEPTH, EVENT_OUTAGE))
+
+
 BENCHMARKS = {"fast_path": fast_path, "wait_cost": wait_cost,
-              "resume": resume, "scale": scale}
+              "resume": resume, "scale": scale, "event_rate": event_rate}
 
 
 def main(names):
