@@ -88,14 +88,14 @@ class Checker:
         libvirt.virEventRegisterDefaultImpl()
         libvirt.registerErrorHandler(lambda *args: None, None)
         self.conn = libvirt.open("qemu:///embed?root=" + root)
-        self.failures = 0
+        self.failures = []
         schema = os.path.join(tree, "src/conf/schemas/domaincommon.rng")
         with open(schema) as f:
             self.knows_retry = "retry_timeout" in f.read()
 
     def fail(self, msg):
-        self.failures += 1
-        print("FAIL: " + msg)
+        self.failures.append("FAIL: " + msg)
+        print(self.failures[-1])
 
     def realize(self, qemu, args):
         """(accepted, QEMU's messages) for starting QEMU with ARGS."""
@@ -212,7 +212,10 @@ def main():
     for p in inputs:
         c.check(p)
     c.save()
-    print(f"argv check: {len(inputs)} inputs, {c.failures} failures"
+    # The failures again, last, where a caller showing the tail sees them.
+    if c.failures:
+        print("\n".join(c.failures[-30:]))
+    print(f"argv check: {len(inputs)} inputs, {len(c.failures)} failures"
           + ("" if c.knows_retry else
              " (this libvirt does not know retry_timeout yet)"))
     sys.exit(1 if c.failures else 0)
