@@ -2,12 +2,13 @@
 """Does a libvirt build refuse each domain XML of the series' tests, or turn
 it into a command line that QEMU accepts?
 
-For every input tests/qemuxmlconfdata/disk-error-policy-retry*.xml of
-INPUTS_TREE (the series' tip: the cases exist there, whatever the position
-of the build under test), and for each of two QEMU binaries (the patched
-one the series targets and a stock one without retries), the build's
-embedded QEMU driver (qemu:///embed, no daemon) runs domxml-to-native with
-the input's emulator replaced by that binary. The result must be
+For every input tests/qemuxmlconfdata/disk-error-policy-retry*.xml and
+disk-error-policy-auto-resume*.xml of INPUTS_TREE (the series' tip: the
+cases exist there, whatever the position of the build under test), and
+for each of two QEMU binaries (the patched one the series targets and a
+stock one without retries), the build's embedded QEMU driver
+(qemu:///embed, no daemon) runs domxml-to-native with the input's
+emulator replaced by that binary. The result must be
 
 - a refusal (its message is printed), or
 - a command line whose disk devices that binary realizes: each disk
@@ -19,7 +20,9 @@ the input's emulator replaced by that binary. The result must be
 and, once the build's schema knows retry_timeout, no disk that asks for
 retries may lose them: the command line has as many devices with
 werror-retry or rerror-retry as the input has disks asking for retries (a
-libvirt that cannot give them must refuse).
+libvirt that cannot give them must refuse); likewise, once the schema
+knows auto_resume, each disk with auto_resume='on' must have a device with
+stop-probe.
 
 Realizing a device is cached in CACHE (keyed by the binary's identity and
 the arguments), so a walk over a series starts each distinct device once.
@@ -43,7 +46,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 
 DISK_PROPS = ("werror", "rerror", "werror-retry", "rerror-retry",
-              "retry-interval", "retry-timeout")
+              "retry-interval", "retry-timeout", "stop-probe")
 RETRY_ATTRS = ("retry_interval", "retry_timeout")
 
 
@@ -65,12 +68,24 @@ def parse_argv(text):
     return pairs
 
 
+def auto_resume_disks(xml):
+    """How many disks of the domain XML ask to resume once their storage
+    recovered."""
+    return sum(1 for drv in ET.fromstring(xml).iter("driver")
+               if drv.get("auto_resume") == "on")
+
+
 def retry_disks(xml):
-    """How many disks of the domain XML ask for retries."""
+    """How many disks of the domain XML ask for retries: a retry policy or
+    attribute, except a retry_interval alone with auto_resume='on', which
+    sets the interval of the probes of a disk that does not retry."""
     n = 0
     for drv in ET.fromstring(xml).iter("driver"):
+        attrs = [a for a in RETRY_ATTRS if drv.get(a) is not None]
+        if drv.get("auto_resume") == "on" and attrs == ["retry_interval"]:
+            attrs = []
         if "retry" in (drv.get("error_policy"), drv.get("rerror_policy")) or \
-                any(drv.get(a) is not None for a in RETRY_ATTRS):
+                attrs:
             n += 1
     return n
 
@@ -91,7 +106,9 @@ class Checker:
         self.failures = []
         schema = os.path.join(tree, "src/conf/schemas/domaincommon.rng")
         with open(schema) as f:
-            self.knows_retry = "retry_timeout" in f.read()
+            text = f.read()
+        self.knows_retry = "retry_timeout" in text
+        self.knows_auto_resume = "auto_resume" in text
 
     def fail(self, msg):
         self.failures.append("FAIL: " + msg)
@@ -162,6 +179,7 @@ class Checker:
             print(f"not run: {name}: not an x86_64 domain with an emulator")
             return
         wanted = retry_disks(text)
+        wanted_probe = auto_resume_disks(text)
         for kind, qemu in self.qemus:
             xml = re.sub(r"<emulator>[^<]*</emulator>",
                          f"<emulator>{qemu}</emulator>", text)
@@ -170,10 +188,12 @@ class Checker:
             except libvirt.libvirtError as e:
                 print(f"refused by libvirt ({kind} QEMU): {name}: {e}")
                 continue
-            given = 0
+            given = given_probe = 0
             for d, args, note in self.devices(parse_argv(argv)):
                 if d.get("werror-retry") or d.get("rerror-retry"):
                     given += 1
+                if d.get("stop-probe"):
+                    given_probe += 1
                 props = {k: d[k] for k in DISK_PROPS if k in d}
                 what = (f"{name} {d.get('id')} "
                         f"{json.dumps(props, separators=(',', ':'))}{note}")
@@ -186,6 +206,10 @@ class Checker:
             if self.knows_retry and given < wanted:
                 self.fail(f"{name} ({kind} QEMU): {wanted} disks ask for "
                           f"retries, the command line retries on {given}")
+            if self.knows_auto_resume and given_probe < wanted_probe:
+                self.fail(f"{name} ({kind} QEMU): {wanted_probe} disks ask "
+                          f"for auto_resume, the command line probes on "
+                          f"{given_probe}")
 
     def save(self):
         tmp = self.cache_file + ".tmp"
@@ -199,8 +223,10 @@ def main():
         sys.exit(__doc__.split("Usage: ")[1].split("\n\n")[0])
     build_tree, inputs_tree, patched, stock, root, cache = sys.argv[1:]
     inputs = sorted(
-        p for p in glob.glob(os.path.join(
-            inputs_tree, "tests/qemuxmlconfdata/disk-error-policy-retry*.xml"))
+        p for pattern in ("disk-error-policy-retry*.xml",
+                          "disk-error-policy-auto-resume*.xml")
+        for p in glob.glob(os.path.join(
+            inputs_tree, "tests/qemuxmlconfdata", pattern))
         # the outputs of qemuxmlconftest (NAME.ARCH-VERSION.xml)
         if not re.search(r"\.[a-z0-9_]+-(latest|[0-9.]+)[^/]*\.xml$", p))
     if not inputs:
