@@ -1,8 +1,9 @@
-"""libvirt's io-error events, as a management application receives them.
+"""libvirt's domain events, as a management application receives them.
 
 EventWatcher registers for VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON on a
 host's connection, for every domain (also those that arrive later, by
-migration), and keeps each event with the host's monotonic time at which
+migration), LifecycleWatcher for VIR_DOMAIN_EVENT_ID_LIFECYCLE of one
+domain; each keeps every event with the host's monotonic time at which
 it arrived.
 """
 
@@ -26,31 +27,33 @@ class IOErrorEvent:
     reason: str
 
 
-class EventWatcher:
-    """The io-error events of host's domains (of the domain named domain
-    only, if given), from the moment it is created until close();
-    on_event(event), if given, is called for each as it arrives (in the
-    event loop's thread)."""
+@dataclasses.dataclass(frozen=True)
+class LifecycleEvent:
+    time: float
+    domain: str
+    event: int
+    detail: int
 
-    def __init__(self, host, domain=None, on_event=None):
+
+class _Watcher:
+    """The events of one kind (event_id, delivered to callback) of
+    host's domains (of the domain named domain only, if given), from the
+    moment it is created until close(); on_event(event), if given, is
+    called for each as it arrives (in the event loop's thread)."""
+
+    def __init__(self, host, event_id, callback, domain=None, on_event=None):
         self.host = host
         self.domain = domain
         self.on_event = on_event
         self._events = []
         self._lock = threading.Lock()
         self._conn = host.conn
-        self._id = self._conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON,
-            self._on_io_error, None)
+        self._id = self._conn.domainEventRegisterAny(None, event_id, callback,
+                                                     None)
 
-    def _on_io_error(self, _conn, dom, src_path, dev_alias, action, reason,
-                     _opaque):
+    def _add(self, dom, event):
         if self.domain is not None and dom.name() != self.domain:
             return
-        event = IOErrorEvent(time.monotonic(), dom.name(), src_path,
-                             dev_alias,
-                             IO_ERROR_ACTIONS.get(action, f"unknown ({action})"),
-                             reason)
         with self._lock:
             self._events.append(event)
         if self.on_event is not None:
@@ -65,18 +68,10 @@ class EventWatcher:
         with self._lock:
             return len(self._events)
 
-    def actions(self, since=0):
-        return [e.action for e in self.events(since)]
-
-    def wait_for(self, action, since=0, timeout=60):
-        """Wait for an event with action from position since on; return
-        it."""
+    def _wait(self, match, since, timeout, what):
         def found():
-            return next((e for e in self.events(since) if e.action == action),
-                        None)
-        return wait_until(found, timeout,
-                          f"an io-error event with action {action!r} on "
-                          f"{self.host.name}",
+            return next((e for e in self.events(since) if match(e)), None)
+        return wait_until(found, timeout, f"{what} on {self.host.name}",
                           state=lambda: f"events: {self.events(since)}")
 
     def close(self):
@@ -94,3 +89,47 @@ class EventWatcher:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class EventWatcher(_Watcher):
+    """The io-error events (IOErrorEvent) of host's domains; see
+    _Watcher."""
+
+    def __init__(self, host, domain=None, on_event=None):
+        super().__init__(host, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON,
+                         self._on_io_error, domain, on_event)
+
+    def _on_io_error(self, _conn, dom, src_path, dev_alias, action, reason,
+                     _opaque):
+        self._add(dom, IOErrorEvent(
+            time.monotonic(), dom.name(), src_path, dev_alias,
+            IO_ERROR_ACTIONS.get(action, f"unknown ({action})"), reason))
+
+    def actions(self, since=0):
+        return [e.action for e in self.events(since)]
+
+    def wait_for(self, action, since=0, timeout=60):
+        """Wait for an event with action from position since on; return
+        it."""
+        return self._wait(lambda e: e.action == action, since, timeout,
+                          f"an io-error event with action {action!r}")
+
+
+class LifecycleWatcher(_Watcher):
+    """The lifecycle events (LifecycleEvent: suspended, resumed, ...) of
+    host's domain named domain; see _Watcher."""
+
+    def __init__(self, host, domain, on_event=None):
+        super().__init__(host, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                         self._on_lifecycle, domain, on_event)
+
+    def _on_lifecycle(self, _conn, dom, event, detail, _opaque):
+        self._add(dom, LifecycleEvent(time.monotonic(), dom.name(), event,
+                                      detail))
+
+    def wait_for(self, event, detail, since=0, timeout=60):
+        """Wait for an event (and detail) from position since on; return
+        it."""
+        return self._wait(lambda e: (e.event, e.detail) == (event, detail),
+                          since, timeout,
+                          f"lifecycle event {event}/{detail} of {self.domain}")

@@ -26,6 +26,15 @@ IO_ERROR_RETRY = getattr(libvirt, "VIR_DOMAIN_EVENT_IO_ERROR_RETRY", 3)
 # and retried.
 DISK_ERROR_RETRYING = getattr(libvirt, "VIR_DOMAIN_DISK_ERROR_RETRYING", 3)
 
+# The reason and the lifecycle event detail the auto-resume series adds
+# (VIR_DOMAIN_RUNNING_STORAGE_RECOVERED, VIR_DOMAIN_EVENT_RESUMED_STORAGE_
+# RECOVERED): the domain resumed once the storage of the disks whose
+# errors paused it worked again.
+RUNNING_STORAGE_RECOVERED = getattr(libvirt,
+                                    "VIR_DOMAIN_RUNNING_STORAGE_RECOVERED", 12)
+RESUMED_STORAGE_RECOVERED = getattr(
+    libvirt, "VIR_DOMAIN_EVENT_RESUMED_STORAGE_RECOVERED", 5)
+
 IO_ERROR_ACTIONS = {
     libvirt.VIR_DOMAIN_EVENT_IO_ERROR_NONE: "none",
     libvirt.VIR_DOMAIN_EVENT_IO_ERROR_PAUSE: "pause",

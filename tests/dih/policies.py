@@ -28,7 +28,7 @@ RETRY_ATTRIBUTES = {"retry_interval": "retry-interval",
 
 # The properties of a disk device that make up its error handling.
 QEMU_ERROR_PROPERTIES = ("werror", "rerror", "werror-retry", "rerror-retry",
-                         "retry-interval", "retry-timeout")
+                         "retry-interval", "retry-timeout", "stop-probe")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,15 @@ class Policy:
         for attr, prop in RETRY_ATTRIBUTES.items():
             if attr in self.driver:
                 props[prop] = int(self.driver[attr])
+        # auto_resume: QEMU probes the storage while the domain is paused
+        if self.driver.get("auto_resume") == "on":
+            props["stop-probe"] = True
         return props
+
+    def auto_resume(self):
+        """The same policy, resuming the domain once the storage of the
+        disk whose error paused it works again."""
+        return Policy(dict(self.driver, auto_resume="on"))
 
 
 def retry(interval, timeout=None, write="retry", read="retry"):
@@ -84,11 +92,15 @@ STOP_WRITES = Policy({"error_policy": "stop", "rerror_policy": "report"})
 SEED = retry(2000, 10000)
 # Retry for 30 s, then pause the domain.
 RETRY_THEN_PAUSE = retry_then_pause(30000)
+# The product guide's example with error_policy='stop' (retry for 10 s
+# every 2 s, then pause), resuming by itself once the storage is back.
+SEED_AUTO_RESUME = retry_then_pause(
+    SEED.driver["retry_timeout"], SEED.driver["retry_interval"]).auto_resume()
 
 
-def seed_devices(bus="virtio", source="/dev/dih-e2e-storage"):
+def seed_devices(bus="virtio", source="/dev/dih-e2e-storage", policy=SEED):
     """The product guide's disk (seed 002): a block disk, cache='none'
-    io='native', the SEED policy, as vdb on virtio or sdb on a
+    io='native', the SEED policy (or policy), as vdb on virtio or sdb on a
     virtio-scsi controller (bus='scsi'). Returns the devices and the
     disk's target."""
     target = "sdb" if bus == "scsi" else "vdb"
@@ -98,7 +110,7 @@ def seed_devices(bus="virtio", source="/dev/dih-e2e-storage"):
         address = domxml.SCSI_DRIVE
         devices.append(domxml.controller("scsi", 0, "virtio-scsi"))
     devices.append(domxml.disk("block", {"dev": source}, target, bus,
-                               dict(SEED.driver, io="native"),
+                               dict(policy.driver, io="native"),
                                address=address))
     return devices, target
 

@@ -3,9 +3,13 @@ what an outage on its storage must look like under each policy, and the
 probe's counts without a guest error. The guest model only waits and
 reports; the checks that assert are here."""
 
+import time
+
 import libvirt
 
-from .libvirt_api import is_running
+from .libvirt_api import (RESUMED_STORAGE_RECOVERED,
+                          RUNNING_STORAGE_RECOVERED, is_running)
+from .wait import assert_stays
 
 
 def ride_out_outage(guest, storage, hold, dev="vda", target=None):
@@ -81,6 +85,88 @@ def retry_then_pause(guest, storage, events, timeout, dev="vda",
     first = guest.wait_io(held, "the held I/O to complete", dev=dev)
     assert first.ok and first.lat_ms >= timeout, first
     assert_clean(guest.wait_pass(dev), before)
+
+
+PAUSED_IOERROR = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
+RUNNING_RECOVERED = [libvirt.VIR_DOMAIN_RUNNING, RUNNING_STORAGE_RECOVERED]
+
+
+def storage_pause(guest, storage, lifecycle, dev="vda", target=None,
+                  timeout=60):
+    """Begin an outage on storage under a disk with a pausing policy
+    and auto_resume='on' (dev in the guest; target: its name in the
+    domain XML, dev unless given) and wait for the domain to pause on
+    it: the state and the lifecycle event (lifecycle: the domain's
+    events.LifecycleWatcher) say I/O error, and the domain says which
+    disk: the disk errors list it and so do libvirt's messages. Returns
+    the console's length when the outage began, after which the held
+    request completes, and the host's monotonic time it began."""
+    mark = len(lifecycle)
+    begin = storage.outage(True)
+    held = len(guest.console)
+    guest.wait(lambda: guest.dom.state() == PAUSED_IOERROR, timeout,
+               "the domain to pause on the I/O error")
+    lifecycle.wait_for(libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
+                       libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR, mark)
+    errors = guest.dom.diskErrors()
+    assert list(errors) == [target or dev], errors
+    messages = guest.dom.messages(0)
+    assert any(f"disk='{target or dev}'" in m and "I/O error" in m
+               for m in messages), messages
+    return held, begin
+
+
+def stays_paused(guest, seconds):
+    """The domain stays paused with reason I/O error for seconds, while
+    its storage fails."""
+    assert_stays(lambda: guest.dom.state() == PAUSED_IOERROR, seconds,
+                 "the domain stays paused while the storage fails",
+                 state=lambda: f"state {guest.dom.state()}")
+
+
+def stays_paused_any(guest, seconds):
+    """The domain stays paused, for whatever reason (a domain migrated
+    while paused has reason 'user' on the destination), for seconds,
+    while its storage fails."""
+    assert_stays(lambda: guest.dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED,
+                 seconds, "the domain stays paused while the storage fails",
+                 state=lambda: f"state {guest.dom.state()}")
+
+
+def storage_resume(guest, storage, lifecycle, held, dev="vda"):
+    """End the outage on storage of a domain that storage_pause() saw
+    pause (held: what it returned) and wait for the domain to resume by
+    itself (the lifecycle event says 'storage recovered'), and the held
+    request completes without error. Returns the seconds
+    from the storage's return to the resumed event."""
+    mark = len(lifecycle)
+    back = storage.outage(False)
+    resumed = lifecycle.wait_for(libvirt.VIR_DOMAIN_EVENT_RESUMED,
+                                 RESUMED_STORAGE_RECOVERED, mark)
+    first = guest.wait_io(held, "the held I/O to complete", dev=dev)
+    assert first.ok, first
+    return resumed.time - back
+
+
+def pause_then_resume(guest, storage, lifecycle, dev="vda", target=None,
+                      outage_s=0):
+    """An outage on storage of a disk with a pausing policy and
+    auto_resume='on' (dev in the guest; target: its name in the domain
+    XML), outage_s seconds long from its beginning (or until the domain
+    paused, if longer): the domain pauses on it (storage_pause()),
+    stays paused while the storage fails, and resumes by itself once the
+    storage is back (storage_resume()), in state running with reason
+    'storage recovered'; a whole pass afterwards verifies with no error.
+    Returns the seconds from the storage's return to the resumed
+    event."""
+    before = guest.wait_pass(dev)
+    held, begin = storage_pause(guest, storage, lifecycle, dev, target,
+                                timeout=max(60, outage_s + 60))
+    stays_paused(guest, max(begin + outage_s - time.monotonic(), 1))
+    latency = storage_resume(guest, storage, lifecycle, held, dev)
+    assert guest.dom.state() == RUNNING_RECOVERED, guest.dom.state()
+    assert_clean(guest.wait_pass(dev), before)
+    return latency
 
 
 def assert_clean(counts, since_counts=None):

@@ -11,7 +11,7 @@ import os
 import libvirt
 
 from dih import domxml, policies, scenarios
-from dih.events import EventWatcher
+from dih.events import EventWatcher, LifecycleWatcher
 from dih.guest import WORKLOAD, ProbeGuest
 from dih.libvirt_api import qemu_monitor
 from dih.migration import migrate
@@ -80,3 +80,39 @@ def test_paused_domain_migrates_and_resumes(hosts, nbd_disk, scratch):
         scenarios.assert_clean(guest.wait_pass(), before)
         assert b_events.actions() == [], b_events.events()
         assert a.domain_names() == [] and not a.qemu_pids()
+
+
+def test_paused_domain_resumes_on_destination(hosts, nbd_disk, scratch):
+    """error_policy='stop' with auto_resume='on': the VM pauses on an
+    outage and is live-migrated while paused and the outage lasts; on
+    the destination its disk has the same policy, and once the storage
+    is back the destination's QEMU sees it and the destination's daemon
+    resumes the domain by itself with the reason 'storage recovered';
+    the held request completes, no guest error, nothing is left on the
+    source."""
+    a, b = hosts
+    policy = policies.Policy(dict(policies.STOP.auto_resume().driver,
+                                  retry_interval="200"))
+    name = DOM + "-resume"
+    with LifecycleWatcher(a, name) as a_life, \
+            LifecycleWatcher(b, name) as b_life:
+        guest = ProbeGuest(a, name, [nbd_disk.disk(target="vdb",
+                                                   driver=policy.driver)],
+                           WORKLOAD,
+                           console=os.path.join(scratch, "console.log"),
+                           append=True).start()
+        guest.wait_disk()
+        before = guest.wait_pass()
+        held, _ = scenarios.storage_pause(guest, nbd_disk, a_life, "vda",
+                                          "vdb")
+        migrate(guest.dom, b)
+        guest.reconnect(b)
+        assert a.domain_names() == [] and not a.qemu_pids()
+        assert guest.dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+        attrs = domxml.driver_attributes(guest.dom.XMLDesc(0), "vdb")
+        assert domxml.subset(policy.driver, attrs), attrs
+        scenarios.stays_paused_any(guest, 1)
+        scenarios.storage_resume(guest, nbd_disk, b_life, held)
+        assert guest.dom.state() == scenarios.RUNNING_RECOVERED
+        scenarios.assert_clean(guest.wait_pass(), before)
+    assert a.domain_names() == [] and not a.qemu_pids()
