@@ -1,7 +1,8 @@
 #!/bin/bash
 # A newcomer may clone anywhere (SPEC section 10): './dih demo', the end of
 # './dih main' (an isolated daemon, the seed's disk on a host block device
-# over nbdkit and nbdfuse, a TCG guest through an outage), run from a copy
+# over nbdkit and nbdfuse, a TCG guest through an outage, then a 60 s outage
+# that pauses it and its resuming by itself), run from a copy
 # of this source tree at a path of more than 100 characters, with TMPDIR
 # under it too, on the patched builds of DIH_WORK (nothing of them is
 # rebuilt). Everything that ends in a UNIX socket path (108 bytes at most)
@@ -49,5 +50,7 @@ cat "$out"
 [ $rc = 0 ] || fail "'./dih demo' from $clone exited $rc"
 grep -q '^== result: the guest saw 0 errors' "$out" ||
     fail "the demo's guest did not end without errors"
+grep -q '^== result: paused for a [0-9]* s outage, resumed [0-9]* ms after .*; the guest saw 0 errors' "$out" ||
+    fail "the demo's domain did not resume by itself without guest errors"
 ! grep -qi 'too long' "$out" || fail "a path was too long"
 echo "PASSED: './dih demo' from a clone at a ${#clone}-character path"
