@@ -5,13 +5,13 @@
 # 1. smoke: the binaries run and the disk devices the series extends exist;
 # 2. qos-test: every virtio-blk and SCSI test of QEMU's own qtest suite
 #    (virtio-blk, virtio-scsi, megasas, ...), which includes the series'
-#    retry-* tests once they exist in the tree;
+#    retry-* and probe-* tests once they exist in the tree;
 # 3. QEMU's standalone SCSI qtests that the build has.
 # Prints each test with its result and the counts; exits non-zero on any
 # failure. When the tree has the series' own qtests (qos_add_test of a
-# "retry-*" test), every qos path with 'retry' in it must have run and
-# passed: a SKIP of one, or fewer such paths than the tree registers, is a
-# failure too.
+# "retry-*" or "probe-*" test), every qos path with 'retry' or '/probe-' in
+# it must have run and passed: a SKIP of one, or fewer such paths than the
+# tree registers, is a failure too.
 set -uo pipefail
 build=${1:?usage: qemu-tests.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
@@ -120,17 +120,17 @@ for t in "${targets[@]:1}"; do
 done
 
 # The series' own tests must have run and passed when they are in the tree:
-# each qos_add_test("retry-...") gives one path per machine and device that
-# has the node, so at least that many.
+# each qos_add_test("retry-...") or ("probe-...") gives one path per machine
+# and device that has the node, so at least that many.
 src=$(sed -n "s/^SRC_PATH=//p" "$build/config-host.mak" 2>/dev/null)
 registered=0
 if [ -n "$src" ]; then
-    registered=$(cat "$src"/tests/qtest/*.c | grep -c 'qos_add_test("retry-' || true)
+    registered=$(cat "$src"/tests/qtest/*.c | grep -cE 'qos_add_test\("(retry|probe)-' || true)
 fi
 if [ "$registered" -gt 0 ]; then
     retry_pass=0 retry_bad=()
     for p in "${paths[@]}"; do
-        case $p in *retry*) ;; *) continue;; esac
+        case $p in *retry*|*/probe-*) ;; *) continue;; esac
         r=${qos_result[$p]:-NOT RUN}
         if [ "$r" = PASS ]; then
             retry_pass=$((retry_pass + 1))
@@ -138,10 +138,10 @@ if [ "$registered" -gt 0 ]; then
             retry_bad+=("$r $p")
         fi
     done
-    echo "qemu: $retry_pass retry tests passed ($registered registered in the tree)"
+    echo "qemu: $retry_pass retry and probe tests passed ($registered registered in the tree)"
     for b in "${retry_bad[@]}"; do echo "  retry test not passed: $b"; done
     if [ ${#retry_bad[@]} != 0 ] || [ "$retry_pass" -lt "$registered" ]; then
-        echo "qemu: the series' retry tests must all run and pass (at least $registered)"
+        echo "qemu: the series' retry and probe tests must all run and pass (at least $registered)"
         fail=1
     fi
 fi
