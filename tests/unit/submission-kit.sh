@@ -213,8 +213,11 @@ cmd=$("$submit" libvirt -v 3 --allow-project-identity --to me@example.com \
 expect "libvirt -v 3 --allow-project-identity --to: accepted" [ $rc = 0 ]
 expect "libvirt v3: -v overrides the series file's version: '[PATCH v3 n/N]' subjects and v3- file names" \
     grep -qE '^Subject: \[PATCH v3 0*1/' "$out"/retry/v3-0001-*.patch
-expect "libvirt v3: --to replaces the recipients" \
-    [ "$cmd" = "git send-email --to=me@example.com $out/retry/*.patch" ]
+read_series "$top/patches/libvirt"
+expect "libvirt v3: --to replaces the recipients, one command per series" \
+    [ "$cmd" = "$(for s in "${SERIES_NAMES[@]}"; do
+                      echo "git send-email --to=me@example.com $out/$s/*.patch"
+                  done)" ]
 
 # --- --onto: an upstream checkout newer than the pinned base -------------
 # Three upstreams, each the pinned base plus one commit of its own, in
