@@ -497,8 +497,7 @@ def auto_resume(run):
     a domain paused by its storage with auto_resume='on'."""
     rows = []
     for interval in INTERVALS:
-        policy = policies.Policy(dict(policies.STOP.auto_resume().driver,
-                                      retry_interval=str(interval)))
+        policy = policies.stop_then_resume(interval)
         guest = ProbeGuest(run.host, f"dih-auto-resume-{interval}",
                            [run.disk.disk(driver=policy.driver)])
         latencies = []

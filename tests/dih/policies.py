@@ -85,6 +85,14 @@ def retry_then_pause(timeout, interval=None):
     return Policy(driver)
 
 
+def stop_then_resume(interval):
+    """error_policy='stop' without retries and auto_resume='on', QEMU
+    probing the storage every interval ms (retry_interval) while the
+    domain is paused."""
+    return Policy({"error_policy": "stop", "retry_interval": str(interval),
+                   "auto_resume": "on"})
+
+
 REPORT = Policy({"error_policy": "report"})
 STOP = Policy({"error_policy": "stop"})
 STOP_WRITES = Policy({"error_policy": "stop", "rerror_policy": "report"})

@@ -11,6 +11,11 @@ from .libvirt_api import (RESUMED_STORAGE_RECOVERED,
                           RUNNING_STORAGE_RECOVERED, is_running)
 from .wait import assert_stays
 
+# dom.state() of a domain paused by an I/O error, and of one that resumed
+# by itself once its storage recovered.
+PAUSED_IOERROR = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
+RUNNING_RECOVERED = [libvirt.VIR_DOMAIN_RUNNING, RUNNING_STORAGE_RECOVERED]
+
 
 def ride_out_outage(guest, storage, hold, dev="vda", target=None):
     """An outage on storage (storage.NbdDisk) that the retry policy
@@ -68,11 +73,10 @@ def retry_then_pause(guest, storage, events, timeout, dev="vda",
     events, the domain's EventWatcher); it stays paused when the
     storage is back, and once resumed the request completes having
     waited the timeout, and a whole pass verifies with no error."""
-    paused = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
     before = guest.wait_pass(dev)
     storage.outage(True)
     held = guest.wait_held(target or dev)
-    guest.wait(lambda: guest.dom.state() == paused, 60,
+    guest.wait(lambda: guest.dom.state() == PAUSED_IOERROR, 60,
                "the domain to pause on the I/O error")
     events.wait_for("pause")
     assert events.actions()[:2] == ["retry", "pause"], events.events()
@@ -80,15 +84,12 @@ def retry_then_pause(guest, storage, events, timeout, dev="vda",
     assert (pause.time - start.time) * 1000 >= timeout - 50, \
         f"paused {pause.time - start.time:.2f} s after the wait began"
     storage.outage(False)
-    assert guest.dom.state() == paused, "no resume without virsh resume"
+    assert guest.dom.state() == PAUSED_IOERROR, \
+        "no resume without virsh resume"
     guest.dom.resume()
     first = guest.wait_io(held, "the held I/O to complete", dev=dev)
     assert first.ok and first.lat_ms >= timeout, first
     assert_clean(guest.wait_pass(dev), before)
-
-
-PAUSED_IOERROR = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
-RUNNING_RECOVERED = [libvirt.VIR_DOMAIN_RUNNING, RUNNING_STORAGE_RECOVERED]
 
 
 def storage_pause(guest, storage, lifecycle, dev="vda", target=None,
@@ -116,20 +117,16 @@ def storage_pause(guest, storage, lifecycle, dev="vda", target=None,
     return held, begin
 
 
-def stays_paused(guest, seconds):
-    """The domain stays paused with reason I/O error for seconds, while
-    its storage fails."""
-    assert_stays(lambda: guest.dom.state() == PAUSED_IOERROR, seconds,
+def stays_paused(guest, seconds, any_reason=False):
+    """The domain stays paused with reason I/O error (for whatever
+    reason, if any_reason: a domain migrated while paused has reason
+    'user' on the destination) for seconds, while its storage fails."""
+    def paused():
+        state = guest.dom.state()
+        return state[0] == libvirt.VIR_DOMAIN_PAUSED if any_reason else \
+            state == PAUSED_IOERROR
+    assert_stays(paused, seconds,
                  "the domain stays paused while the storage fails",
-                 state=lambda: f"state {guest.dom.state()}")
-
-
-def stays_paused_any(guest, seconds):
-    """The domain stays paused, for whatever reason (a domain migrated
-    while paused has reason 'user' on the destination), for seconds,
-    while its storage fails."""
-    assert_stays(lambda: guest.dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED,
-                 seconds, "the domain stays paused while the storage fails",
                  state=lambda: f"state {guest.dom.state()}")
 
 

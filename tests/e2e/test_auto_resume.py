@@ -28,9 +28,7 @@ from dih.storage import NbdDisk
 
 # Probe every 200 ms while paused.
 INTERVAL_MS = 200
-STOP = policies.STOP.auto_resume()
-STOP_PROBING = policies.Policy(
-    dict(STOP.driver, retry_interval=str(INTERVAL_MS)))
+STOP_PROBING = policies.stop_then_resume(INTERVAL_MS)
 # The seed's outage: a minute, of which the first 10 s are retried
 # (policies.SEED_AUTO_RESUME) and the rest paused.
 SEED_OUTAGE = 60

@@ -20,7 +20,6 @@ from dih.wait import assert_stays
 DOM = "dih-pause-mig"
 TIMEOUT_MS = 3000
 POLICY = policies.retry_then_pause(TIMEOUT_MS, 500)
-PAUSED_IOERROR = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR]
 PAUSED_USER = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER]
 # How long the paused VM is watched for I/O that must not come, in seconds.
 WATCH = 3
@@ -47,7 +46,8 @@ def test_paused_domain_migrates_and_resumes(hosts, nbd_disk, scratch):
         guest.wait_disk()
         before = guest.wait_pass()
         nbd_disk.outage(True)
-        guest.wait(lambda: guest.dom.state() == PAUSED_IOERROR, 60,
+        guest.wait(lambda: guest.dom.state() == scenarios.PAUSED_IOERROR,
+                   60,
                    "the VM paused on an I/O error after retry_timeout")
         paused = len(guest.console)
         retry, pause = a_events.wait_for("retry"), a_events.wait_for("pause")
@@ -91,8 +91,7 @@ def test_paused_domain_resumes_on_destination(hosts, nbd_disk, scratch):
     the held request completes, no guest error, nothing is left on the
     source."""
     a, b = hosts
-    policy = policies.Policy(dict(policies.STOP.auto_resume().driver,
-                                  retry_interval="200"))
+    policy = policies.stop_then_resume(200)
     name = DOM + "-resume"
     with LifecycleWatcher(a, name) as a_life, \
             LifecycleWatcher(b, name) as b_life:
@@ -111,7 +110,7 @@ def test_paused_domain_resumes_on_destination(hosts, nbd_disk, scratch):
         assert guest.dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
         attrs = domxml.driver_attributes(guest.dom.XMLDesc(0), "vdb")
         assert domxml.subset(policy.driver, attrs), attrs
-        scenarios.stays_paused_any(guest, 1)
+        scenarios.stays_paused(guest, 1, any_reason=True)
         scenarios.storage_resume(guest, nbd_disk, b_life, held)
         assert guest.dom.state() == scenarios.RUNNING_RECOVERED
         scenarios.assert_clean(guest.wait_pass(), before)
