@@ -57,8 +57,9 @@ The oracle, after each round, on each guest:
   a ledger of the writes the guest saw acknowledged (the console's io
   lines: the generation of a write is its pass);
 - QEMU's RSS and open file descriptors, sampled after each round, do
-  not grow over a guest's life;
-- at the end, no process, loop device, mount or socket is left.
+  not grow over a process's life (growth());
+- at the end, no process, loop device, mount or runtime directory (with
+  the sockets in it) of the soak is left.
 
 A failed check ends the run with its seed and the command that replays
 it. The run prints a table of figures and a verdict, and writes
@@ -256,18 +257,23 @@ class Ledger:
         self.bad = []
 
     def feed(self, console):
-        for line in console.stamped(self.seen):
+        """Read the console's lines that are new since the last call."""
+        lines = console.stamped(self.seen)
+        self.seen += len(lines)
+        for line in lines:
             rec = line.record
             if isinstance(rec, probe.Counts) and rec.dev == self.dev and \
                     rec.pass_ is not None:
                 self.passes = rec.pass_ + 1
                 self.verified = rec.verified
+                # The probe's own count of bad reads, besides its lines
+                if rec.bad and not self.bad:
+                    self.bad.append(rec)
             elif isinstance(rec, probe.IO) and rec.dev == self.dev and \
                     rec.op == "write" and rec.ok:
                 self.acked[rec.blk] = self.passes
             elif isinstance(rec, probe.Bad) and rec.dev == self.dev:
                 self.bad.append(rec)
-        self.seen += len(console.stamped(self.seen))
 
     def check_image(self, path):
         """Read the guest's image on the host and check every block the
@@ -326,7 +332,8 @@ class Lane:
         self.life_outages = 0
         self.ledger = None
         self.samples = []   # (life outages, QEMU pid, RSS KiB, fds)
-        self.lives = []     # per life: (draw, outages, rss slope, fd growth)
+        # per life: (draw, outages, *growth(), blocks checked)
+        self.lives = []
 
     def devices(self):
         driver = self.draw.driver()
