@@ -495,6 +495,7 @@ class Soak:
         self.actions = collections.Counter()
         self.plans = {}
         self.restarted = set()
+        self.suspended = {}   # lane name -> seconds suspended this round
         self.started = None
 
     # Hosts and watchers
@@ -521,6 +522,7 @@ class Soak:
                              [w for _, w in ACTIONS])[0]
         subject = rng.choice(self.lanes)
         self.restarted = set()
+        self.suspended = {}
         marks = {lane.name: len(lane.guest.console) for lane in self.lanes}
         io_mark, life_mark = len(self.io_events), len(self.life_events)
         threads = []
@@ -575,9 +577,11 @@ class Soak:
             if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
                 self.actions["suspend skipped"] += 1
                 return
+            t0 = time.monotonic()
             dom.suspend()
             time.sleep(self.rng.uniform(0.2, 1.0))
             dom.resume()
+            self.suspended[lane.name] = time.monotonic() - t0
         elif action == "migrate":
             # The block device and the spare file are local storage,
             # which libvirt refuses to migrate without VIR_MIGRATE_UNSAFE:
@@ -728,6 +732,27 @@ class Soak:
               f"found): {bad[:5]}")
         self.life_end_leaks(lane)
 
+    def outlasts_timeout(self, lane, outage):
+        """Whether outage on lane's storage must have made QEMU give up
+        on a request (or, without retries, fail one): a solid outage
+        (the storage's error file), as long as the timeout, an interval
+        and 2 s more, besides the time the domain was suspended (which
+        does not count toward the timeout). On the disk the guest resets
+        every SCSI_RESET_S, each reset drops the held requests, which
+        the guest sends again and QEMU holds anew (docs/user-guide.md),
+        so only a timeout and an interval shorter than the resets' period
+        are certain to run out, in the period after a reset."""
+        d = lane.draw
+        if not outage.solid or outage.kind == "target":
+            return False
+        wait = (d.timeout / 1000 + d.interval / 1000 if d.retries else 0) + 2
+        if lane.kind == "scsi":
+            if wait - 2 >= SCSI_RESET_S:
+                return False
+            wait += SCSI_RESET_S
+        return (outage.end - outage.begin -
+                self.suspended.get(lane.name, 0)) >= wait
+
     def judge(self, lane, outage, mark, paused, io_mark):
         """The guest's errors, the final io-error events from io_mark on,
         and whether the domain paused, against what the policy says."""
@@ -745,13 +770,13 @@ class Soak:
         self.stats["ios"] += len(ios)
         length = outage.end - outage.begin
         interval = d.interval / 1000
+        outlasts = self.outlasts_timeout(lane, outage)
         if d.policy == "report":
             may, must = True, False
         elif d.policy == "retry":
             may = length + interval + 0.5 >= d.timeout / 1000 or \
                 outage.kind == "target"
-            must = outage.solid and outage.kind != "target" and \
-                length >= d.timeout / 1000 + interval + 2
+            must = outlasts
         else:
             may, must = False, False
         # With the host page cache a failed write or flush is not held:
@@ -781,13 +806,7 @@ class Soak:
                 "its timeout?)",
                 state=lambda: str([e for e in self.io_events[io_mark:]
                                    if e.domain == lane.name]))
-        if d.pauses and d.retries and outage.solid and observed and \
-                outage.kind != "target" and \
-                length >= d.timeout / 1000 + interval + 2:
-            check(paused, f"{lane.name}: no pause under {d} after an "
-                  f"outage of {length:.2f} s")
-        if d.pauses and not d.retries and outage.solid and observed and \
-                outage.kind != "target" and length >= 2:
+        if d.pauses and observed and outlasts:
             check(paused, f"{lane.name}: no pause under {d} after an "
                   f"outage of {length:.2f} s")
         if paused:
