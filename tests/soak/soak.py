@@ -112,6 +112,7 @@ PAUSE_MS = 40
 # the target is back. That is QEMU without the series too.
 SCSI_RESET_S = 2
 INTERVALS = (100, 200, 500)
+RESUME_INTERVALS = (100, 200)   # with auto_resume (see draw())
 TIMEOUTS = (1000, 2000, 3000)
 CACHES = ("none", "writeback", "directsync")
 # (name, weight): the policies a guest's life draws from.
@@ -203,7 +204,12 @@ def draw(rng):
                          [w for _, w in POLICIES])[0]
     timeout = rng.choice(TIMEOUTS) \
         if policy in ("retry", "retry-pause", "retry-pause-resume") else None
-    return Draw(policy, rng.choice(CACHES), rng.choice(INTERVALS), timeout)
+    # QEMU takes storage that fails again within 8 intervals of a resume
+    # for flapping, and probes it less and less often (up to every 64
+    # intervals): with rounds a few seconds apart, 500 ms would make
+    # every round wait for that.
+    intervals = RESUME_INTERVALS if policy.endswith("resume") else INTERVALS
+    return Draw(policy, rng.choice(CACHES), rng.choice(intervals), timeout)
 
 
 @dataclasses.dataclass
