@@ -306,7 +306,8 @@ def block_generation(data, blk):
     if magic != 0x4449482d50524f42 or num != blk:
         return None
     m = (1 << 64) - 1
-    x = ((blk * 0x9E3779B97F4A7C15) & m) ^ (((gen + 1) * 0xC2B2AE3D27D4EB4F) & m)
+    x = ((blk * 0x9E3779B97F4A7C15) & m) ^ \
+        (((gen + 1) * 0xC2B2AE3D27D4EB4F) & m)
     words = struct.unpack_from(f"<{BS // 8}Q", data)
     for i in range(3, BS // 8):
         x ^= (x << 13) & m
@@ -578,14 +579,17 @@ class Soak:
                   f"{lane.name}: {proc.args[0]} exited ({proc.returncode})")
 
     def act(self, action, lane):
+        # Every draw from the seed comes before anything that depends on
+        # timing (the domain's state), so that a replay draws the same.
         if action == "suspend":
             dom = lane.guest.dom
+            seconds = self.rng.uniform(0.2, 1.0)
             if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
                 self.actions["suspend skipped"] += 1
                 return
             t0 = time.monotonic()
             dom.suspend()
-            time.sleep(self.rng.uniform(0.2, 1.0))
+            time.sleep(seconds)
             dom.resume()
             self.suspended[lane.name] = time.monotonic() - t0
         elif action == "migrate":
@@ -967,7 +971,8 @@ def report(soak, verdict, failure, minutes, load):
     ]) + "\n\n" + figures.table(("figure", "value"), rows) + \
         "\n\n## Guest lives\n\n" + figures.table(
             ("guest", "life", "policy", "outages", "RSS MiB/100 outages",
-             "RSS rise MiB", "files rise", "blocks checked"), lives) + "\n\n![soak](soak.png)\n"
+             "RSS rise MiB", "files rise", "blocks checked"), lives) + \
+        "\n\n![soak](soak.png)\n"
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(text)
@@ -1063,7 +1068,8 @@ def main():
     report(soak, verdict, failure, minutes, load)
     if verdict != "PASS":
         print(f"soak: FAIL at outage {soak.outages} (seed {args.seed}); "
-              f"replay: {replay_command(args, soak.outages + 4)}",
+              "replay: "
+              f"{replay_command(args, soak.outages + len(soak.lanes))}",
               flush=True)
         return 1
     print(f"soak: PASS, {soak.outages} outages (seed {args.seed})")

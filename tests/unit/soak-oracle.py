@@ -116,7 +116,8 @@ def soak_block(blk, gen):
     """The probe's block blk of generation gen (fill() in
     src/dih-probe.c)."""
     m = (1 << 64) - 1
-    x = ((blk * 0x9E3779B97F4A7C15) & m) ^ (((gen + 1) * 0xC2B2AE3D27D4EB4F) & m)
+    x = ((blk * 0x9E3779B97F4A7C15) & m) ^ \
+        (((gen + 1) * 0xC2B2AE3D27D4EB4F) & m)
     words = [0x4449482d50524f42, blk, gen]
     for _ in range(3, soak.BS // 8):
         x ^= (x << 13) & m
