@@ -297,24 +297,33 @@ class Ledger:
         return len(self.acked), bad
 
 
-def block_generation(data, blk):
-    """The generation of the probe's block blk in data (see fill() in
-    src/dih-probe.c), or None if data is not such a block."""
-    if len(data) != BS:
-        return None
-    magic, num, gen = struct.unpack_from("<QQQ", data)
-    if magic != 0x4449482d50524f42 or num != blk:
-        return None
+MAGIC = 0x4449482d50524f42   # "DIH-PROB"
+
+
+def probe_block(blk, gen):
+    """The probe's block blk of generation gen, as fill() in
+    src/dih-probe.c writes it: the header (magic, block, generation),
+    then a pattern derived from both."""
     m = (1 << 64) - 1
     x = ((blk * 0x9E3779B97F4A7C15) & m) ^ \
         (((gen + 1) * 0xC2B2AE3D27D4EB4F) & m)
-    words = struct.unpack_from(f"<{BS // 8}Q", data)
-    for i in range(3, BS // 8):
+    words = [MAGIC, blk, gen]
+    for _ in range(3, BS // 8):
         x ^= (x << 13) & m
         x ^= x >> 7
         x ^= (x << 17) & m
-        if words[i] != x:
-            return None
+        words.append(x)
+    return struct.pack(f"<{BS // 8}Q", *words)
+
+
+def block_generation(data, blk):
+    """The generation of the probe's block blk in data, or None if data
+    is not such a block."""
+    if len(data) != BS:
+        return None
+    magic, num, gen = struct.unpack_from("<QQQ", data)
+    if magic != MAGIC or num != blk or data != probe_block(blk, gen):
+        return None
     return gen
 
 
@@ -338,6 +347,7 @@ class Lane:
         self.outages = 0
         self.life_outages = 0
         self.ledger = None
+        self._alias = None
         self.samples = []   # (life outages, QEMU pid, RSS KiB, fds)
         # per life: (draw, outages, *growth(), blocks checked)
         self.lives = []
@@ -383,6 +393,7 @@ class Lane:
                                 console=console, append=True,
                                 iothreads=1 if self.kind == "iot" else 0)
         self.guest.start()
+        self._alias = None
         self.ledger = Ledger(self.target)
 
     def stop(self):
@@ -404,8 +415,12 @@ class Lane:
             return int(f.read().strip())
 
     def alias(self):
-        disk = domxml.find_disk(self.guest.live_xml(), self.target)
-        return disk.find("alias").get("name")
+        """The disk's device alias (the same all its life, also across
+        a migration)."""
+        if self._alias is None:
+            disk = domxml.find_disk(self.guest.live_xml(), self.target)
+            self._alias = disk.find("alias").get("name")
+        return self._alias
 
     def device_state(self):
         """(io-status, retrying) of the disk in query-block."""
@@ -497,7 +512,7 @@ class Soak:
         self.resumes = []        # ms, storage back -> resumed event
         self.events_per_outage = []
         self.qmp = []            # s
-        self.timeline = []       # (t, lane, hold ms, kind)
+        self.timeline = []       # (t, lane kind, hold ms)
         self.rss = collections.defaultdict(list)  # lane -> (outages, MiB)
         self.actions = collections.Counter()
         self.plans = {}
@@ -559,15 +574,28 @@ class Soak:
         time, and a device holding requests says so in io-status."""
         for lane in self.lanes:
             self.alive(lane)
-            t0 = time.monotonic()
-            io_status, retrying = lane.device_state()
-            self.qmp.append(time.monotonic() - t0)
-            check(self.qmp[-1] <= QMP_LIMIT,
-                  f"{lane.name}: query-block took {self.qmp[-1]:.2f} s "
-                  "during an outage")
+            io_status, retrying = self.timed(
+                lane, "query-block during an outage", lane.device_state)
             check(not retrying or io_status in ("failed", "nospace"),
                   f"{lane.name}: query-block retrying with io-status "
                   f"{io_status}")
+
+    def timed(self, lane, what, call):
+        """call(), a QMP command through libvirt, which must answer
+        within QMP_LIMIT; returns its result."""
+        t0 = time.monotonic()
+        result = call()
+        self.qmp.append(time.monotonic() - t0)
+        check(self.qmp[-1] <= QMP_LIMIT,
+              f"{lane.name}: {what} took {self.qmp[-1]:.2f} s")
+        return result
+
+    def lifecycle(self, lane, since, event, detail):
+        """lane's lifecycle events (event, detail) from position since
+        on."""
+        return [e for e in self.life_events[since:]
+                if e.domain == lane.name and e.event == event and
+                e.detail == detail]
 
     def alive(self, lane):
         for host in self.hosts:
@@ -650,10 +678,9 @@ class Soak:
         self.outages += 1
         self.outage_seconds += outage.end - outage.begin
         bound = 64 * d.interval / 1000 + 15
-        paused = [e for e in self.life_events[life_mark:]
-                  if e.domain == lane.name and
-                  e.event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED and
-                  e.detail == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR]
+        paused = self.lifecycle(lane, life_mark,
+                                libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
+                                libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR)
         if lane.kind == "blk" and d.buffered and (paused or any(
                 not io.ok and io.op == "write"
                 for io in guest.console.ios(mark, lane.target))):
@@ -677,14 +704,12 @@ class Soak:
             else:
                 guest.dom.resume()
                 self.stats["manual resumes"] += 1
-        paused = [e for e in self.life_events[life_mark:]
-                  if e.domain == lane.name and
-                  e.event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED and
-                  e.detail == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR]
-        resumed = [e for e in self.life_events[life_mark:]
-                   if e.domain == lane.name and
-                   e.event == libvirt.VIR_DOMAIN_EVENT_RESUMED and
-                   e.detail == RESUMED_STORAGE_RECOVERED]
+        paused = self.lifecycle(lane, life_mark,
+                                libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
+                                libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR)
+        resumed = self.lifecycle(lane, life_mark,
+                                 libvirt.VIR_DOMAIN_EVENT_RESUMED,
+                                 RESUMED_STORAGE_RECOVERED)
         if paused:
             self.stats["pauses"] += 1
         for e in resumed:
@@ -719,11 +744,8 @@ class Soak:
         rss, fds = proc_figures(pid)
         lane.samples.append((lane.life_outages, pid, rss, fds))
         self.rss[lane.name].append((lane.outages, rss / 1024))
-        t0 = time.monotonic()
-        qemu_monitor(guest.dom, "query-status")
-        self.qmp.append(time.monotonic() - t0)
-        check(self.qmp[-1] <= QMP_LIMIT,
-              f"{lane.name}: query-status took {self.qmp[-1]:.2f} s")
+        self.timed(lane, "query-status",
+                   lambda: qemu_monitor(guest.dom, "query-status"))
 
     def check_ledger(self, lane):
         lane.ledger.feed(lane.guest.console)
@@ -775,8 +797,7 @@ class Soak:
         held = [io.lat_ms for io in ios if io.ok]
         hold = max(held) if held else 0
         self.holds.append(hold)
-        self.timeline.append((outage.begin - self.started, lane.kind, hold,
-                              outage.kind))
+        self.timeline.append((outage.begin - self.started, lane.kind, hold))
         self.stats["ios"] += len(ios)
         length = outage.end - outage.begin
         interval = d.interval / 1000
@@ -843,7 +864,7 @@ class Soak:
             return self.outages >= self.args.outages
         return time.monotonic() - self.started >= self.args.seconds
 
-    def run(self, scratch):
+    def run(self):
         a, b = self.hosts
         for host in self.hosts:
             self.watch(host)
@@ -912,11 +933,11 @@ def report(soak, verdict, failure, minutes, load):
     def q(values, p):
         return "%.0f" % figures.quantile(values, p) if values else "-"
     ev = soak.events_per_outage
-    lives = [life for lane in soak.lanes for life in lane.lives
-             if life[2] is not None]
-    rss_slopes = [life[2] for life in lives]
-    rss_rises = [life[3] for life in lives]
-    fd_growth = [life[4] for life in lives]
+    judged = [life for lane in soak.lanes for life in lane.lives
+              if life[2] is not None]
+    rss_slopes = [life[2] for life in judged]
+    rss_rises = [life[3] for life in judged]
+    fd_growth = [life[4] for life in judged]
     rows = [
         ("seed", soak.args.seed),
         ("rounds", soak.rounds),
@@ -988,7 +1009,7 @@ def picture(soak, path):
     colors = {"blk": "tab:blue", "iot": "tab:orange", "scsi": "tab:green",
               "iscsi": "tab:red"}
     for kind, color in colors.items():
-        pts = [(t, h) for t, k, h, _ in soak.timeline if k == kind]
+        pts = [(t, h) for t, k, h in soak.timeline if k == kind]
         if pts:
             top.scatter([p[0] for p in pts], [p[1] for p in pts], s=8,
                         color=color, label=kind)
@@ -1051,7 +1072,7 @@ def main():
             soak.hosts = list(stack.enter_context(two_hosts()))
             dirs.extend(host.dir for host in soak.hosts)
             try:
-                soak.run(scratch)
+                soak.run()
             finally:
                 for lane in soak.lanes:
                     with contextlib.suppress(Exception):

@@ -79,7 +79,7 @@ def main(probe):
             broken = os.path.join(d, "broken.img")
             shutil.copy(img, broken)
             if content is None:
-                content = soak_block(blk, PASSES - 2)
+                content = soak.probe_block(blk, PASSES - 2)
             with open(broken, "r+b") as f:
                 f.seek(blk * soak.BS)
                 f.write(content)
@@ -110,21 +110,6 @@ def main(probe):
     finally:
         shutil.rmtree(d)
     return 0 if ok else 1
-
-
-def soak_block(blk, gen):
-    """The probe's block blk of generation gen (fill() in
-    src/dih-probe.c)."""
-    m = (1 << 64) - 1
-    x = ((blk * 0x9E3779B97F4A7C15) & m) ^ \
-        (((gen + 1) * 0xC2B2AE3D27D4EB4F) & m)
-    words = [0x4449482d50524f42, blk, gen]
-    for _ in range(3, soak.BS // 8):
-        x ^= (x << 13) & m
-        x ^= x >> 7
-        x ^= (x << 17) & m
-        words.append(x)
-    return b"".join(w.to_bytes(8, "little") for w in words)
 
 
 if __name__ == "__main__":
